@@ -1,0 +1,174 @@
+//! Each service view holds what its daemon needs and nothing it must not see.
+
+use roost_config::views::{DhcpView, DnsView, FirewallView, MqttView, UpdateView, WebView};
+use roost_config::{Service, Settings, View};
+
+use crate::{HASH_A, HASH_B, MINIMAL};
+
+/// Settings with a secret of every kind, each a unique marker string.
+fn with_secrets() -> Settings {
+    let text = MINIMAL.replace("mode = \"dhcp\"", "mode = \"pppoe\"\nmtu = 1492")
+        + &format!(
+            r#"
+[wan.pppoe]
+username = "pppoe-user-marker"
+password_file = "/run/secrets/pppoe-password-marker"
+
+[[dhcp.reservations]]
+zone = "lan"
+mac = "52:54:00:ab:cd:ef"
+ip = "192.168.1.10"
+hostname = "nas"
+
+[mqtt]
+listeners = [{{ zone = "lan" }}]
+
+[[mqtt.users]]
+name = "mqtt-user-marker"
+password_hash = "{HASH_A}"
+publish = ["home/#"]
+
+[web.admin]
+user = "admin-marker"
+password_hash = "{HASH_B}"
+"#
+        );
+    Settings::from_toml("secrets.toml", &text).unwrap()
+}
+
+const ADMIN: [&str; 2] = [HASH_B, "admin-marker"];
+const MQTT_USERS: [&str; 2] = [HASH_A, "mqtt-user-marker"];
+const PPPOE: [&str; 2] = ["pppoe-user-marker", "pppoe-password-marker"];
+const MAC: &str = "52:54:00:ab:cd:ef";
+
+fn assert_excludes(service: Service, forbidden: &[&str]) {
+    let text = with_secrets().render_view(service);
+    for secret in forbidden {
+        assert!(
+            !text.contains(secret),
+            "{service} view contains {secret}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn dns_view_holds_no_credentials_nor_macs() {
+    assert_excludes(
+        Service::Dns,
+        &[&ADMIN[..], &MQTT_USERS, &PPPOE, &[MAC]].concat(),
+    );
+}
+
+#[test]
+fn dhcp_view_holds_no_credentials() {
+    assert_excludes(Service::Dhcp, &[&ADMIN[..], &MQTT_USERS, &PPPOE].concat());
+    // It does hold what it needs: the reservation.
+    assert!(with_secrets().render_view(Service::Dhcp).contains(MAC));
+}
+
+#[test]
+fn firewall_view_holds_no_credentials() {
+    assert_excludes(
+        Service::Firewall,
+        &[&ADMIN[..], &MQTT_USERS, &PPPOE, &[MAC]].concat(),
+    );
+}
+
+#[test]
+fn mqtt_view_holds_only_mqtt_users() {
+    assert_excludes(Service::Mqtt, &[&ADMIN[..], &PPPOE, &[MAC]].concat());
+    assert!(with_secrets().render_view(Service::Mqtt).contains(HASH_A));
+}
+
+#[test]
+fn update_view_holds_no_credentials_nor_macs() {
+    assert_excludes(
+        Service::Update,
+        &[&ADMIN[..], &MQTT_USERS, &PPPOE, &[MAC]].concat(),
+    );
+}
+
+#[test]
+fn web_view_holds_the_whole_settings_it_edits() {
+    let s = with_secrets();
+    let view = WebView::from_toml("web.toml", &s.render_view(Service::Web)).unwrap();
+    assert_eq!(view.settings, s);
+    assert!(!view.peers.iter().any(|p| p.service == Service::Web));
+}
+
+#[test]
+fn every_view_parses_back_to_itself() {
+    let s = with_secrets();
+    assert_eq!(
+        DnsView::from_toml("dns", &s.dns_view().render()).unwrap(),
+        s.dns_view()
+    );
+    assert_eq!(
+        DhcpView::from_toml("dhcp", &s.dhcp_view().render()).unwrap(),
+        s.dhcp_view()
+    );
+    assert_eq!(
+        FirewallView::from_toml("fw", &s.firewall_view().render()).unwrap(),
+        s.firewall_view()
+    );
+    assert_eq!(
+        MqttView::from_toml("mqtt", &s.mqtt_view().render()).unwrap(),
+        s.mqtt_view()
+    );
+    assert_eq!(
+        UpdateView::from_toml("update", &s.update_view().render()).unwrap(),
+        s.update_view()
+    );
+}
+
+#[test]
+fn view_loader_rejects_unknown_keys() {
+    let text = with_secrets().dns_view().render() + "\nsurprise = 1\n";
+    let e = DnsView::from_toml("dns.toml", &text).unwrap_err();
+    assert!(
+        e.diagnostics
+            .iter()
+            .any(|d| d.path.to_string().ends_with("surprise") && d.message.contains("unknown key")),
+        "{e}"
+    );
+}
+
+#[test]
+fn service_links_are_distinct_30s_inside_the_services_subnet() {
+    let s = with_secrets();
+    let mut seen = Vec::new();
+    for service in Service::ALL {
+        let control = s.control_addr(service);
+        assert!(s.services.subnet.contains(control.ip()), "{service}");
+        assert!(!seen.contains(control.ip()), "{service} shares {control}");
+        seen.push(*control.ip());
+        if let Some(link) = s.service_link(service) {
+            assert_eq!(link.network.prefix_len(), 30);
+            assert!(link.network.contains(&link.firewall) && link.network.contains(&link.service));
+        }
+    }
+    // The firewall's control API sits on the web link, so only the web VM reaches it.
+    let web = s.service_link(Service::Web).unwrap();
+    assert_eq!(*s.control_addr(Service::Firewall).ip(), web.firewall);
+}
+
+#[test]
+fn firewall_view_publishes_dns_everywhere_and_web_only_where_allowed() {
+    let text = MINIMAL.to_owned()
+        + "\n[zones.guest]\nsubnet = \"192.168.30.0/24\"\nrouter = \"192.168.30.1\"\nreach = [\"wan\"]\n";
+    let s = Settings::from_toml("t", &text).unwrap();
+    let fw = s.firewall_view();
+    let dns = fw
+        .published
+        .iter()
+        .find(|p| p.service == Service::Dns)
+        .unwrap();
+    assert_eq!(dns.zones, ["guest", "lan"]);
+    let web: Vec<_> = fw
+        .published
+        .iter()
+        .filter(|p| p.service == Service::Web)
+        .collect();
+    assert_eq!(web.len(), 2);
+    assert!(web.iter().all(|p| p.zones == ["lan"]));
+}

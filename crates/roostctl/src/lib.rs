@@ -1,0 +1,65 @@
+//! # roostctl: the Roost command line
+//!
+//! Runs on the router (and on a workstation with a copy of `roost.toml`):
+//! - `roostctl config check FILE`: validates settings; exit 1 with every error on stderr.
+//! - `roostctl config show --service NAME FILE`: the view that service's VM receives.
+//! - `roostctl passwd`: an argon2id PHC hash for `web.admin.password_hash` or an MQTT user.
+//!
+//! Exit codes: 0 success, 1 the input is invalid (bad settings, unusable password), 2 the
+//! command itself failed (unreadable file, no terminal).
+
+mod config_cmd;
+mod passwd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use roost_config::Service;
+
+/// The Roost router's command line.
+#[derive(Debug, Parser)]
+#[command(name = "roostctl", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check settings files and show what each service receives.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Hash a password (from stdin, or asked twice on a terminal) as argon2id.
+    Passwd,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a roost.toml: exit 0, or exit 1 with every error on stderr.
+    Check {
+        /// The settings file.
+        file: PathBuf,
+    },
+    /// Print the settings view one service receives, as TOML.
+    Show {
+        /// The service: firewall, dns, dhcp, web, mqtt or update.
+        #[arg(long, value_parser = parse_service)]
+        service: Service,
+        /// The settings file.
+        file: PathBuf,
+    },
+}
+
+fn parse_service(s: &str) -> Result<Service, String> {
+    s.parse()
+}
+
+/// Runs one command, returning the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
+        Command::Config(ConfigCommand::Show { service, file }) => config_cmd::show(&file, service),
+        Command::Passwd => passwd::run(),
+    }
+}
