@@ -1,0 +1,106 @@
+{
+  description = "Roost: a home router with every network service in its own microVM, and signed updates that roll back by themselves";
+
+  # Keep these URLs character for character: flake.lock was computed for exactly them
+  # (see docs/nix.md). Changing one makes Nix lock that input anew.
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+    crane.url = "github:ipetkov/crane";
+    microvm.url = "github:microvm-nix/microvm.nix";
+    microvm.inputs.nixpkgs.follows = "nixpkgs";
+  };
+
+  outputs = { self, nixpkgs, crane, ... }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = f: lib.genAttrs systems (system: f system);
+
+      # The Cargo workspace, built once per system with crane: one shared dependency build,
+      # one package per binary crate, and the checks CI runs.
+      workspaceFor = system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+          craneLib = crane.mkLib pkgs;
+
+          # Only what cargo needs, plus the fixtures tests read, so unrelated edits (docs,
+          # Nix files) do not rebuild the workspace.
+          src = lib.fileset.toSource {
+            root = ./.;
+            fileset = lib.fileset.unions [
+              (craneLib.fileset.commonCargoSources ./.)
+              ./examples
+              ./.config/nextest.toml
+            ];
+          };
+
+          commonArgs = {
+            inherit src;
+            pname = "roost";
+            version = "0.1.0";
+            strictDeps = true;
+            nativeBuildInputs = [ pkgs.pkg-config ];
+          };
+
+          cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+
+          crate = name: craneLib.buildPackage (commonArgs // {
+            inherit cargoArtifacts;
+            pname = name;
+            cargoExtraArgs = "--locked -p ${name}";
+            # Tests run once, in checks.nextest, not again per package.
+            doCheck = false;
+            meta.mainProgram = name;
+          });
+
+          packages = {
+            roostctl = crate "roostctl";
+          };
+        in
+        {
+          packages = packages // { default = packages.roostctl; };
+
+          checks = packages // {
+            clippy = craneLib.cargoClippy (commonArgs // {
+              inherit cargoArtifacts;
+              cargoClippyExtraArgs = "--all-targets -- --deny warnings";
+            });
+            fmt = craneLib.cargoFmt { inherit src; };
+            doc = craneLib.cargoDoc (commonArgs // {
+              inherit cargoArtifacts;
+              RUSTDOCFLAGS = "--deny warnings";
+            });
+            # The sandbox has no root and no network namespaces: the `nix` profile leaves out
+            # the lab tests, which the vm-tests cover there instead.
+            nextest = craneLib.cargoNextest (commonArgs // {
+              inherit cargoArtifacts;
+              cargoNextestExtraArgs = "--profile nix";
+            });
+          };
+
+          devShell = craneLib.devShell {
+            checks = self.checks.${system};
+            packages = [
+              pkgs.cargo-nextest
+              pkgs.deadnix
+              pkgs.nixpkgs-fmt
+              pkgs.nftables
+              pkgs.iproute2
+            ];
+          };
+        };
+
+      perSystem = forAllSystems workspaceFor;
+    in
+    {
+      packages = lib.mapAttrs (_: w: w.packages) perSystem;
+      checks = lib.mapAttrs (_: w: w.checks) perSystem;
+      devShells = lib.mapAttrs (_: w: { default = w.devShell; }) perSystem;
+      formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixpkgs-fmt);
+
+      # Hydra builds every package and check for both systems.
+      hydraJobs = {
+        inherit (self) packages checks;
+      };
+    };
+}
