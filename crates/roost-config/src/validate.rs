@@ -232,8 +232,13 @@ impl Validator {
                 format!("the pool contains the router address {}", zone.router),
             );
         }
+        // A derived server address follows the router's; a bad router address is reported
+        // already and must not cascade.
         let server = dhcp.server_address(zone.router);
-        if !is_host_address(zone.subnet, server) || server == zone.router {
+        let router_ok = is_host_address(zone.subnet, zone.router);
+        if (dhcp.server.is_some() || router_ok)
+            && (!is_host_address(zone.subnet, server) || server == zone.router)
+        {
             self.error(
                 at.key("server"),
                 format!(
@@ -619,7 +624,10 @@ pub(crate) fn is_host_address(net: Ipv4Net, addr: Ipv4Addr) -> bool {
 }
 
 fn is_hex_bytes(s: &str) -> bool {
-    !s.is_empty() && s.len() % 2 == 0 && s.len() <= 510 && s.chars().all(|c| c.is_ascii_hexdigit())
+    !s.is_empty()
+        && s.len().is_multiple_of(2)
+        && s.len() <= 510
+        && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// Checks an MQTT topic filter (MQTT 5 §4.7): `#` only as the last level, `+` only as a whole level.

@@ -1,5 +1,7 @@
 //! roost-config integration tests: whole settings files in, diagnostics and views out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
+
 mod errors_tests;
 mod example_tests;
 mod views_tests;
