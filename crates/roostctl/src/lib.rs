@@ -4,11 +4,13 @@
 //! - `roostctl config check FILE`: validates settings; exit 1 with every error on stderr.
 //! - `roostctl config show --service NAME FILE`: the view that service's VM receives.
 //! - `roostctl passwd`: an argon2id PHC hash for `web.admin.password_hash` or an MQTT user.
+//! - `roostctl lab up|status|exec|down`: the whole router in network namespaces (roost-lab).
 //!
 //! Exit codes: 0 success, 1 the input is invalid (bad settings, unusable password), 2 the
 //! command itself failed (unreadable file, no terminal).
 
 mod config_cmd;
+mod lab_cmd;
 mod passwd;
 
 use std::path::PathBuf;
@@ -32,6 +34,8 @@ enum Command {
     Config(ConfigCommand),
     /// Hash a password (from stdin, or asked twice on a terminal) as argon2id.
     Passwd,
+    /// The whole router in network namespaces on this machine (needs root).
+    Lab(lab_cmd::LabArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
         Command::Config(ConfigCommand::Show { service, file }) => config_cmd::show(&file, service),
         Command::Passwd => passwd::run(),
+        Command::Lab(args) => lab_cmd::run(args),
     }
 }

@@ -1,0 +1,121 @@
+//! The ISP namespace: the lab's whole Internet. A DHCP server for the WAN link (dnsmasq), an
+//! authoritative DNS server for a small test zone (knot), and a web server that answers with
+//! the address it sees the client at (so tests can check NAT). All on documentation addresses.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::LabError;
+use crate::plan::{ISP_WAN_IFNAME, isp};
+
+/// One server in the ISP namespace.
+#[derive(Debug, Clone, Serialize)]
+pub struct IspServer {
+    /// Short name (`dhcp`, `dns`, `http`).
+    pub name: &'static str,
+    /// What it is and where it listens.
+    pub description: String,
+    /// Program.
+    pub program: PathBuf,
+    /// Arguments.
+    pub args: Vec<String>,
+}
+
+/// The web server: answers every GET with `client <address>` (what NAT made of the client).
+const HTTP_SERVER: &str = r#"
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("client %s\n" % self.client_address[0]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
+        sys.stderr.flush()
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+"#;
+
+fn write(path: &Path, text: &str) -> Result<(), LabError> {
+    fs::write(path, text).map_err(|source| LabError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes the servers' files under `dir` and returns how to start each.
+pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
+    fs::create_dir_all(dir.join("knot")).map_err(|source| LabError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let (first, last) = isp::DHCP_RANGE;
+    let dhcp = IspServer {
+        name: "dhcp",
+        description: format!("dnsmasq: DHCP for the WAN link, {first}-{last}"),
+        program: "dnsmasq".into(),
+        args: vec![
+            "--keep-in-foreground".into(),
+            "--conf-file=/dev/null".into(),
+            "--port=0".into(),
+            "--user=root".into(),
+            format!("--interface={ISP_WAN_IFNAME}"),
+            "--bind-interfaces".into(),
+            format!("--dhcp-range={first},{last},255.255.255.0,10m"),
+            format!("--dhcp-option=option:router,{}", isp::GATEWAY),
+            format!("--dhcp-option=option:dns-server,{}", isp::DNS),
+            format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display()),
+            format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
+            "--dhcp-authoritative".into(),
+            "--no-ping".into(),
+            "--log-dhcp".into(),
+            "--log-facility=-".into(),
+        ],
+    };
+
+    let mut zone = format!(
+        "$ORIGIN {z}.\n$TTL 300\n@ SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 300\n@ NS ns.{z}.\n",
+        z = isp::ZONE
+    );
+    for (name, addr) in isp::NAMES {
+        let _ = writeln!(zone, "{name}. A {addr}");
+    }
+    write(&dir.join(format!("{}.zone", isp::ZONE)), &zone)?;
+    let knot_conf = format!(
+        "server:\n    listen: {dns}@53\n    rundir: {run}\n\ndatabase:\n    storage: {run}\n\n\
+         template:\n  - id: default\n    storage: {dir}\n    semantic-checks: on\n\n\
+         zone:\n  - domain: {zone}\n    file: {zone}.zone\n",
+        dns = isp::DNS,
+        run = dir.join("knot").display(),
+        dir = dir.display(),
+        zone = isp::ZONE,
+    );
+    let conf_path = dir.join("knot.conf");
+    write(&conf_path, &knot_conf)?;
+    let dns = IspServer {
+        name: "dns",
+        description: format!("knot: authoritative for {} on {}:53", isp::ZONE, isp::DNS),
+        program: "knotd".into(),
+        args: vec!["--config".into(), conf_path.display().to_string()],
+    };
+
+    let script = dir.join("http-server.py");
+    write(&script, HTTP_SERVER)?;
+    let http = IspServer {
+        name: "http",
+        description: format!("web server on {}:80, answers `client <address>`", isp::HTTP),
+        program: "python3".into(),
+        args: vec![
+            "-u".into(),
+            script.display().to_string(),
+            isp::HTTP.to_string(),
+            "80".into(),
+        ],
+    };
+    Ok(vec![dhcp, dns, http])
+}

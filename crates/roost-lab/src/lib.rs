@@ -1,0 +1,794 @@
+//! # roost-lab: the whole router on one Linux machine
+//!
+//! Each microVM of the production router becomes a network namespace (`<prefix>-fw`,
+//! `<prefix>-dns`, ...), each host bridge a Linux bridge inside a switch namespace
+//! (`<prefix>-sw`), the Internet an ISP namespace (`<prefix>-isp`: DHCP for the WAN, an
+//! authoritative DNS server for `isp.test`, a web server, all on documentation addresses), and
+//! the household a client namespace per zone (`<prefix>-client-lan`, ...). Each daemon runs in
+//! its namespace with its own settings view, exactly as in its VM. The host's own namespace is
+//! never changed.
+//!
+//! Used by `roostctl lab up|status|exec|down` and by the e2e tests (`tests/`), which give each
+//! test its own prefix so labs do not meet. Needs root and iproute2, dnsmasq, knot, python3.
+//!
+//! Files: `<state>/lab.json` (what this instance made), `<state>/etc/<service>.toml` (views),
+//! `<state>/tokens/<service>` (control-API tokens), `<state>/var/<service>/` (daemon state,
+//! kept across `up`/`down`), `<state>/logs/*.log`.
+//!
+//! [`plan`] derives the topology without side effects; this module applies it.
+
+mod isp;
+mod netns;
+pub mod plan;
+mod process;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use roost_config::{Service, Settings};
+use serde::{Deserialize, Serialize};
+
+pub use isp::IspServer;
+pub use plan::{Plan, client_netns, isp_netns, service_netns};
+
+/// What went wrong in the lab.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// The lab needs root (namespaces, links, nftables).
+    #[error("the lab needs root: run it with sudo")]
+    NotRoot,
+    /// A command failed.
+    #[error("`{command}` failed: {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A program could not be started.
+    #[error("cannot start {program}: {source} (is it installed?)")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Entering a namespace failed.
+    #[error("cannot enter namespace {netns}: {errno}")]
+    Setns {
+        /// The namespace.
+        netns: String,
+        /// Why.
+        errno: nix::errno::Errno,
+    },
+    /// The settings are invalid.
+    #[error("{0}")]
+    Settings(#[from] roost_config::LoadError),
+    /// A daemon did not become healthy.
+    #[error(
+        "{service} did not become healthy within {seconds} s ({why}); its log, {log}, ends:\n{tail}"
+    )]
+    Unhealthy {
+        /// Which daemon.
+        service: Service,
+        /// How long we waited.
+        seconds: u64,
+        /// The last health-check failure.
+        why: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
+    /// A process the lab started exited at once.
+    #[error("{name} exited right after starting; its log, {log}, ends:\n{tail}")]
+    Exited {
+        /// Which process.
+        name: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
+    /// No such namespace in this lab.
+    #[error("no namespace `{0}` in this lab (see `roostctl lab status`)")]
+    UnknownNamespace(String),
+}
+
+/// Where a lab instance lives and what it runs.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Namespace name prefix; `roost` gives `roost-fw`, `roost-isp`, ...
+    pub prefix: String,
+    /// State directory of this instance.
+    pub state_dir: PathBuf,
+    /// Directory holding the daemon binaries (`roost-firewall`, ...).
+    pub bin_dir: PathBuf,
+    /// The settings file.
+    pub settings: PathBuf,
+}
+
+/// The daemons that run as lab daemons so far (`roost-<name> --config FILE`, control API on
+/// their link); the others' namespaces exist and wait for them.
+pub const LAB_DAEMONS: &[Service] = &[Service::Firewall];
+
+/// How long `up` waits for each daemon's `/health`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What an instance made, written before anything is made so `down` can clean up after a
+/// crash or a half-made `up`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Record {
+    prefix: String,
+    settings: PathBuf,
+    namespaces: Vec<String>,
+    processes: Vec<ProcessRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProcessRecord {
+    name: String,
+    netns: String,
+    pid: u32,
+    log: PathBuf,
+}
+
+/// A lab instance.
+pub struct Lab {
+    opts: LabOptions,
+    settings: Settings,
+    plan: Plan,
+}
+
+/// One daemon's or server's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessStatus {
+    /// `firewall`, `isp-dhcp`, ...
+    pub name: String,
+    /// Its namespace.
+    pub netns: String,
+    /// Its pid, when it runs.
+    pub pid: Option<u32>,
+    /// For daemons: whether `/health` answered 200.
+    pub healthy: Option<bool>,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+/// One namespace with its interfaces.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamespaceStatus {
+    /// Name.
+    pub name: String,
+    /// Whether it exists.
+    pub exists: bool,
+    /// `ip -j addr` output, parsed.
+    pub interfaces: serde_json::Value,
+}
+
+/// What `lab status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Prefix.
+    pub prefix: String,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Namespaces.
+    pub namespaces: Vec<NamespaceStatus>,
+    /// Daemons and ISP servers.
+    pub processes: Vec<ProcessStatus>,
+    /// The ISP's test names.
+    pub isp_names: Vec<(String, String)>,
+    /// The ISP's servers.
+    pub isp_servers: Vec<String>,
+}
+
+impl Lab {
+    /// Loads the settings and plans the instance; nothing is changed yet.
+    pub fn new(opts: LabOptions) -> Result<Self, LabError> {
+        let mut settings = Settings::load(&opts.settings)?;
+        // The lab's tokens live in its state directory, not in the router's /run.
+        settings.services.token_dir = opts.state_dir.join("tokens");
+        let plan = plan::plan(&opts.prefix, &settings);
+        Ok(Self {
+            opts,
+            settings,
+            plan,
+        })
+    }
+
+    /// The settings in force (with the lab's token directory).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The topology.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Resolves a short name (`fw`, `client-lan`, `isp`, `host-nas`) or a full namespace name.
+    pub fn netns(&self, name: &str) -> Result<String, LabError> {
+        let full = format!("{}-{name}", self.opts.prefix);
+        let added = self.read_record().namespaces;
+        [name.to_owned(), full]
+            .into_iter()
+            .find(|n| self.plan.namespaces.contains(n) || added.contains(n))
+            .ok_or_else(|| LabError::UnknownNamespace(name.to_owned()))
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.opts.state_dir.join(rel)
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.path("lab.json")
+    }
+
+    fn read_record(&self) -> Record {
+        fs::read(self.record_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_record(&self, record: &Record) -> Result<(), LabError> {
+        let path = self.record_path();
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(record).unwrap_or_default();
+        fs::write(&tmp, json)
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|source| LabError::Io { path, source })
+    }
+
+    /// Makes (or repairs) the whole lab and starts everything that is not running; returns
+    /// once every daemon answers `/health`. Running it again is harmless and restarts only
+    /// what died.
+    pub fn up(&self) -> Result<Status, LabError> {
+        require_root()?;
+        for dir in ["etc", "tokens", "var", "logs", "isp"] {
+            let path = self.path(dir);
+            fs::create_dir_all(&path).map_err(|source| LabError::Io { path, source })?;
+        }
+        let mut record = self.read_record();
+        record.prefix.clone_from(&self.opts.prefix);
+        record.settings.clone_from(&self.opts.settings);
+        for ns in &self.plan.namespaces {
+            if !record.namespaces.contains(ns) {
+                record.namespaces.push(ns.clone());
+            }
+        }
+        self.write_record(&record)?;
+
+        self.make_network()?;
+        self.write_service_files()?;
+
+        // The ISP first (the firewall asks its DHCP server for the WAN address), then the
+        // daemons in start order.
+        for server in isp::servers(&self.path("isp"))? {
+            let name = format!("isp-{}", server.name);
+            let program = find_program(&server.program);
+            self.ensure_process(
+                &mut record,
+                &name,
+                &plan::isp_netns(&self.opts.prefix),
+                &program,
+                &server.args,
+                &[],
+            )?;
+        }
+        for service in self.daemons() {
+            let name = service.name().to_owned();
+            let state = self.path(&format!("var/{name}"));
+            fs::create_dir_all(&state).map_err(|source| LabError::Io {
+                path: state.clone(),
+                source,
+            })?;
+            let args = vec![
+                "--config".to_owned(),
+                self.path(&format!("etc/{name}.toml")).display().to_string(),
+            ];
+            let env = [
+                ("STATE_DIRECTORY", state.display().to_string()),
+                (
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                ),
+            ];
+            let netns = plan::service_netns(&self.opts.prefix, service);
+            self.ensure_process(
+                &mut record,
+                &name,
+                &netns,
+                &self.binary(service),
+                &args,
+                &env,
+            )?;
+            self.wait_healthy(service)?;
+        }
+        self.status()
+    }
+
+    /// The daemons the lab runs (those built and found in the binary directory), in start
+    /// order.
+    pub fn daemons(&self) -> Vec<Service> {
+        LAB_DAEMONS
+            .iter()
+            .copied()
+            .filter(|s| self.binary(*s).is_file())
+            .collect()
+    }
+
+    fn binary(&self, service: Service) -> PathBuf {
+        self.opts.bin_dir.join(format!("roost-{}", service.name()))
+    }
+
+    fn make_network(&self) -> Result<(), LabError> {
+        for ns in &self.plan.namespaces {
+            netns::ensure(ns)?;
+        }
+        let sw = &self.plan.switch;
+        for bridge in &self.plan.bridges {
+            if !netns::link_exists(sw, bridge) {
+                netns::ip(&["-n", sw, "link", "add", bridge, "type", "bridge"])?;
+            }
+            netns::ip(&["-n", sw, "link", "set", bridge, "up"])?;
+        }
+        for v in &self.plan.veths {
+            if !netns::link_exists(&v.a.netns, &v.a.ifname) {
+                // A half-made pair from a crash: remove the orphan end first.
+                if netns::link_exists(&v.b.netns, &v.b.ifname) {
+                    netns::ip(&["-n", &v.b.netns, "link", "del", &v.b.ifname])?;
+                }
+                netns::ip(&[
+                    "-n",
+                    &v.a.netns,
+                    "link",
+                    "add",
+                    &v.a.ifname,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &v.b.ifname,
+                    "netns",
+                    &v.b.netns,
+                ])?;
+            }
+            if let Some(bridge) = &v.bridge {
+                netns::ip(&[
+                    "-n",
+                    &v.b.netns,
+                    "link",
+                    "set",
+                    &v.b.ifname,
+                    "master",
+                    bridge,
+                ])?;
+            }
+            netns::ip(&["-n", &v.b.netns, "link", "set", &v.b.ifname, "up"])?;
+            // The firewall brings up and addresses its own interfaces; the rest the lab does.
+            netns::ip(&["-n", &v.a.netns, "link", "set", &v.a.ifname, "up"])?;
+        }
+        for a in &self.plan.addresses {
+            let cidr = a.cidr.to_string();
+            netns::ip(&["-n", &a.netns, "addr", "replace", &cidr, "dev", &a.ifname])?;
+        }
+        for r in &self.plan.routes {
+            let via = r.via.to_string();
+            netns::ip(&["-n", &r.netns, "route", "replace", "default", "via", &via])?;
+        }
+        Ok(())
+    }
+
+    fn write_service_files(&self) -> Result<(), LabError> {
+        for service in Service::ALL {
+            let token_path = self.settings.services.token_dir.join(service.name());
+            if !token_path.exists() {
+                write_secret(&token_path, &random_token()?)?;
+            }
+            let view = self.path(&format!("etc/{}.toml", service.name()));
+            fs::write(&view, self.settings.render_view(service))
+                .map_err(|source| LabError::Io { path: view, source })?;
+        }
+        Ok(())
+    }
+
+    fn ensure_process(
+        &self,
+        record: &mut Record,
+        name: &str,
+        netns: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Result<(), LabError> {
+        let running = record
+            .processes
+            .iter()
+            .any(|p| p.name == name && netns::runs_in(p.pid, netns));
+        if running {
+            return Ok(());
+        }
+        let log = self.path(&format!("logs/{name}.log"));
+        let pid = process::spawn(netns, program, args, env, &log)?;
+        record.processes.retain(|p| p.name != name);
+        record.processes.push(ProcessRecord {
+            name: name.to_owned(),
+            netns: netns.to_owned(),
+            pid,
+            log: log.clone(),
+        });
+        self.write_record(record)?;
+        // Catch a program that dies at once (bad flags, port taken) with its own words.
+        std::thread::sleep(Duration::from_millis(150));
+        if !netns::runs_in(pid, netns) {
+            return Err(LabError::Exited {
+                name: name.to_owned(),
+                tail: tail(&log),
+                log,
+            });
+        }
+        Ok(())
+    }
+
+    /// Calls `GET path` on `service`'s control API from inside its own namespace.
+    pub fn control_get(&self, service: Service, path: &str) -> Result<(u16, String), LabError> {
+        let addr = self.settings.control_addr(service);
+        let token = self.token(service)?;
+        let netns = plan::service_netns(&self.opts.prefix, service);
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        netns::within(&netns, move || http_exchange(addr, &request))?.map_err(|source| {
+            LabError::Io {
+                path: PathBuf::from(format!("http://{addr}{path}")),
+                source,
+            }
+        })
+    }
+
+    /// Whether a TCP connection from namespace `from` (short or full name) to `to` opens
+    /// within `timeout`. Negative checks in tests use a short timeout.
+    pub fn can_connect(
+        &self,
+        from: &str,
+        to: SocketAddrV4,
+        timeout: Duration,
+    ) -> Result<bool, LabError> {
+        let netns = self.netns(from)?;
+        netns::within(&netns, move || {
+            TcpStream::connect_timeout(&SocketAddr::V4(to), timeout).is_ok()
+        })
+    }
+
+    /// `GET path` over HTTP/1.1 from namespace `from` to `to`; returns status and body.
+    pub fn http_get(
+        &self,
+        from: &str,
+        to: SocketAddrV4,
+        path: &str,
+    ) -> Result<(u16, String), LabError> {
+        let netns = self.netns(from)?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
+        netns::within(&netns, move || http_exchange(to, &request))?.map_err(|source| LabError::Io {
+            path: PathBuf::from(format!("http://{to}{path}")),
+            source,
+        })
+    }
+
+    /// Starts `program ARGS` in namespace `name` (short or full), logging to
+    /// `logs/<label>.log`; the caller stops it (or `down` does).
+    pub fn spawn_in(
+        &self,
+        name: &str,
+        label: &str,
+        program: &Path,
+        args: &[String],
+    ) -> Result<u32, LabError> {
+        let netns = self.netns(name)?;
+        let log = self.path(&format!("logs/{label}.log"));
+        process::spawn(&netns, &find_program(program), args, &[], &log)
+    }
+
+    /// Adds a host namespace `<prefix>-host-<name>` on `zone`'s bridge with address `address`
+    /// and the zone's router as gateway (e.g. a NAS for port-forward tests). `down` removes it.
+    pub fn add_host(
+        &self,
+        name: &str,
+        zone: &str,
+        address: std::net::Ipv4Addr,
+    ) -> Result<String, LabError> {
+        let z = self
+            .settings
+            .zones
+            .get(zone)
+            .ok_or_else(|| LabError::UnknownNamespace(format!("zone {zone}")))?;
+        let netns = format!("{}-host-{name}", self.opts.prefix);
+        let mut record = self.read_record();
+        if !record.namespaces.contains(&netns) {
+            record.namespaces.push(netns.clone());
+            self.write_record(&record)?;
+        }
+        netns::ensure(&netns)?;
+        let port = format!("h-{name}");
+        let sw = &self.plan.switch;
+        if !netns::link_exists(&netns, plan::CLIENT_IFNAME) {
+            netns::ip(&[
+                "-n",
+                &netns,
+                "link",
+                "add",
+                plan::CLIENT_IFNAME,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                sw,
+            ])?;
+        }
+        netns::ip(&[
+            "-n",
+            sw,
+            "link",
+            "set",
+            &port,
+            "master",
+            &format!("br-{zone}"),
+            "up",
+        ])?;
+        netns::ip(&["-n", &netns, "link", "set", plan::CLIENT_IFNAME, "up"])?;
+        let cidr = format!("{address}/{}", z.subnet.prefix_len());
+        netns::ip(&[
+            "-n",
+            &netns,
+            "addr",
+            "replace",
+            &cidr,
+            "dev",
+            plan::CLIENT_IFNAME,
+        ])?;
+        netns::ip(&[
+            "-n",
+            &netns,
+            "route",
+            "replace",
+            "default",
+            "via",
+            &z.router.to_string(),
+        ])?;
+        Ok(netns)
+    }
+
+    /// The firewall's current WAN address, if it has one.
+    pub fn wan_address(&self) -> Option<std::net::Ipv4Addr> {
+        let fw = plan::service_netns(&self.opts.prefix, Service::Firewall);
+        let wan = self.settings.firewall_view().wan.interface;
+        let out = netns::ip(&["-j", "-n", &fw, "-4", "addr", "show", "dev", &wan]).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&out).ok()?;
+        json.get(0)?["addr_info"]
+            .as_array()?
+            .iter()
+            .find_map(|a| a["local"].as_str()?.parse().ok())
+    }
+
+    /// Stops processes the caller started with [`Lab::spawn_in`].
+    pub fn stop(&self, pids: &[u32]) {
+        process::stop_all(pids);
+    }
+
+    /// The control-API token of `service`.
+    pub fn token(&self, service: Service) -> Result<String, LabError> {
+        let path = self.settings.services.token_dir.join(service.name());
+        fs::read_to_string(&path).map_err(|source| LabError::Io { path, source })
+    }
+
+    fn wait_healthy(&self, service: Service) -> Result<(), LabError> {
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        let mut why;
+        loop {
+            match self.control_get(service, "/health") {
+                Ok((200, _)) => return Ok(()),
+                Ok((code, body)) => why = format!("HTTP {code}: {}", body.trim()),
+                Err(e) => why = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                let log = self.path(&format!("logs/{}.log", service.name()));
+                return Err(LabError::Unhealthy {
+                    service,
+                    seconds: HEALTH_TIMEOUT.as_secs(),
+                    why,
+                    tail: tail(&log),
+                    log,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every namespace with its addresses, every process with its pid and health.
+    pub fn status(&self) -> Result<Status, LabError> {
+        let record = self.read_record();
+        let namespaces = self
+            .plan
+            .namespaces
+            .iter()
+            .map(|ns| {
+                let exists = netns::exists(ns);
+                let interfaces = if exists {
+                    netns::ip(&["-j", "-n", ns, "addr", "show"])
+                        .ok()
+                        .and_then(|out| serde_json::from_str(&out).ok())
+                        .unwrap_or(serde_json::Value::Null)
+                } else {
+                    serde_json::Value::Null
+                };
+                NamespaceStatus {
+                    name: ns.clone(),
+                    exists,
+                    interfaces,
+                }
+            })
+            .collect();
+        let processes = record
+            .processes
+            .iter()
+            .map(|p| {
+                let running = netns::runs_in(p.pid, &p.netns);
+                let healthy = p.name.parse::<Service>().ok().map(|service| {
+                    running && matches!(self.control_get(service, "/health"), Ok((200, _)))
+                });
+                ProcessStatus {
+                    name: p.name.clone(),
+                    netns: p.netns.clone(),
+                    pid: running.then_some(p.pid),
+                    healthy,
+                    log: p.log.clone(),
+                }
+            })
+            .collect();
+        Ok(Status {
+            prefix: self.opts.prefix.clone(),
+            state_dir: self.opts.state_dir.clone(),
+            namespaces,
+            processes,
+            isp_names: plan::isp::NAMES
+                .iter()
+                .map(|(n, a)| ((*n).to_owned(), a.to_string()))
+                .collect(),
+            isp_servers: isp::servers(&self.path("isp"))
+                .map(|s| s.into_iter().map(|s| s.description).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Runs a command inside one of the lab's namespaces, with the caller's stdio.
+    pub fn exec(&self, name: &str, command: &[String]) -> Result<ExitStatus, LabError> {
+        require_root()?;
+        let netns = self.netns(name)?;
+        Command::new("ip")
+            .args(["netns", "exec", &netns])
+            .args(command)
+            .status()
+            .map_err(|source| LabError::Spawn {
+                program: command.first().cloned().unwrap_or_default(),
+                source,
+            })
+    }
+
+    /// Stops every process and removes every namespace this instance made (or would make),
+    /// also after a crash or a half-made `up`. Daemon state under `var/` is kept unless
+    /// `purge`.
+    pub fn down(&self, purge: bool) -> Result<(), LabError> {
+        require_root()?;
+        let record = self.read_record();
+        let mut names = self.plan.namespaces.clone();
+        names.extend(record.namespaces.iter().cloned());
+        names.sort();
+        names.dedup();
+        // Only names of this prefix: a record edited by hand cannot make us remove others.
+        let ours = format!("{}-", self.opts.prefix);
+        for ns in names.iter().filter(|n| n.starts_with(&ours)) {
+            netns::remove(ns)?;
+        }
+        let _ = fs::remove_file(self.record_path());
+        if purge {
+            let _ = fs::remove_dir_all(&self.opts.state_dir);
+        }
+        Ok(())
+    }
+}
+
+/// The settings file the instance in `state_dir` was brought up with, if any.
+pub fn recorded_settings(state_dir: &Path) -> Option<PathBuf> {
+    let bytes = fs::read(state_dir.join("lab.json")).ok()?;
+    let record: Record = serde_json::from_slice(&bytes).ok()?;
+    Some(record.settings)
+}
+
+fn require_root() -> Result<(), LabError> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(LabError::NotRoot)
+    }
+}
+
+/// Finds a program on PATH or in the sbin directories (which a non-login PATH may lack).
+fn find_program(name: &Path) -> PathBuf {
+    if name.is_absolute() {
+        return name.to_owned();
+    }
+    // Debian's python3, not a user's pyenv shim: the ISP's servers need only the stdlib.
+    let path = std::env::var("PATH").unwrap_or_default();
+    ["/usr/bin", "/usr/sbin", "/sbin", "/bin"]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(path.split(':').map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+fn random_token() -> Result<String, LabError> {
+    let mut bytes = [0u8; 32];
+    let path = PathBuf::from("/dev/urandom");
+    fs::File::open(&path)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|source| LabError::Io { path, source })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn write_secret(path: &Path, secret: &str) -> Result<(), LabError> {
+    let io = |source| LabError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    fs::write(path, secret).map_err(io)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)
+}
+
+/// The last lines of a log file.
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// One HTTP/1.1 exchange on a fresh connection; returns the status code and body. Bounded in
+/// time and size.
+fn http_exchange(addr: SocketAddrV4, request: &str) -> std::io::Result<(u16, String)> {
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP response"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((code, body))
+}

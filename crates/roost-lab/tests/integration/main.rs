@@ -1,0 +1,131 @@
+//! Lab e2e tests: the whole router in namespaces, checked with real traffic. Every test makes
+//! its own lab instance (a unique namespace prefix) and removes it when done, even on failure.
+//! Negative checks use a short connect timeout and have a positive twin, so they can fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
+
+mod lab_tests;
+mod policy_tests;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use roost_lab::{Lab, LabOptions};
+
+/// Short: a dropped SYN is a refused connection for these tests.
+pub(crate) const DENIED: Duration = Duration::from_millis(800);
+/// Generous: an allowed connection must open.
+pub(crate) const ALLOWED: Duration = Duration::from_secs(3);
+
+/// A lab instance that is removed when dropped.
+pub(crate) struct TestLab {
+    pub(crate) lab: Lab,
+    helpers: Vec<u32>,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where cargo put the workspace's binaries (this test runs from `target/<profile>/deps`).
+fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("ROOST_BIN_DIR") {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(|d| d.parent()).unwrap().to_owned()
+}
+
+impl TestLab {
+    /// Brings up a lab from the example settings.
+    pub(crate) fn up(name: &str) -> Self {
+        Self::up_with(name, &repo().join("examples/roost.toml"))
+    }
+
+    pub(crate) fn up_with(name: &str, settings: &std::path::Path) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!(
+            "rt{}{}{n}",
+            std::process::id() % 10_000,
+            &name[..name.len().min(2)]
+        );
+        let state_dir = std::env::temp_dir().join(format!("roost-lab-{prefix}"));
+        let bin_dir = bin_dir();
+        assert!(
+            bin_dir.join("roost-firewall").is_file(),
+            "roost-firewall is not built in {}: run cargo build --workspace first",
+            bin_dir.display()
+        );
+        let lab = Lab::new(LabOptions {
+            prefix,
+            state_dir,
+            bin_dir,
+            settings: settings.to_owned(),
+        })
+        .unwrap();
+        let test_lab = Self {
+            lab,
+            helpers: Vec::new(),
+        };
+        // On failure the guard still tears down what was made.
+        test_lab.lab.up().unwrap();
+        test_lab
+    }
+
+    /// Starts an HTTP server in namespace `ns` on `addr` and waits until it accepts.
+    pub(crate) fn listen(&mut self, ns: &str, addr: SocketAddrV4) {
+        let label = format!("listener-{ns}-{}", addr.port());
+        let args = vec![
+            "-m".to_owned(),
+            "http.server".to_owned(),
+            "--bind".to_owned(),
+            addr.ip().to_string(),
+            addr.port().to_string(),
+        ];
+        let pid = self
+            .lab
+            .spawn_in(ns, &label, "python3".as_ref(), &args)
+            .unwrap();
+        self.helpers.push(pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.lab.can_connect(ns, addr, ALLOWED).unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "listener on {addr} in {ns} never came up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The firewall's WAN address, waiting for its DHCP lease.
+    pub(crate) fn wan_address(&self) -> Ipv4Addr {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(addr) = self.lab.wan_address() {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "the firewall got no WAN address");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub(crate) fn connects(&self, from: &str, to: SocketAddrV4, timeout: Duration) -> bool {
+        self.lab.can_connect(from, to, timeout).unwrap()
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        self.lab.stop(&self.helpers);
+        if let Err(e) = self.lab.down(true) {
+            eprintln!("lab teardown failed: {e}");
+        }
+    }
+}
+
+pub(crate) fn sock(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(ip, port)
+}
