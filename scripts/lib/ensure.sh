@@ -29,3 +29,13 @@ ensure_cargo_tool() {
     echo "installing $crate $version (cached in ~/.cargo/bin afterwards)" >&2
     cargo install --locked --quiet "$crate" --version "$version"
 }
+
+# ensure_pip MODULE PACKAGE VERSION: pip install a pinned Python package unless MODULE imports.
+# Debian 12's python3 is "externally managed": fall back to --break-system-packages there.
+ensure_pip() {
+    local module=$1 pkg=$2 version=$3
+    python3 -c "import $module" 2>/dev/null && return 0
+    echo "installing Python package $pkg $version" >&2
+    python3 -m pip install --quiet "$pkg==$version" 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages "$pkg==$version"
+}
