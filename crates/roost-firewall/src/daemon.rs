@@ -1,0 +1,330 @@
+//! The daemon: holds the active view, WAN state and ruleset; applies changes one at a time; and
+//! answers the control API. On stop the ruleset stays in place, so the router fails closed.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use roost_config::View;
+use roost_config::settings::WanMode;
+use roost_config::views::FirewallView;
+use roost_control::{ConfigRejected, Daemon, Limits, Token};
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::InvalidView;
+use crate::compile::{Ruleset, WanState, compile, counter_name};
+use crate::dhcp::{Lease, Phase};
+use crate::netcfg::{self, NetError};
+use crate::nft::{self, NftError};
+
+/// Starting or running the firewall failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The view cannot be compiled.
+    #[error(transparent)]
+    Invalid(#[from] InvalidView),
+    /// The ruleset could not be applied.
+    #[error(transparent)]
+    Nft(#[from] NftError),
+    /// The interfaces could not be configured.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The control API failed.
+    #[error(transparent)]
+    Control(#[from] roost_control::ControlError),
+    /// The DHCP client could not start.
+    #[error(transparent)]
+    Dhcp(#[from] crate::dhcp_io::DhcpIoError),
+}
+
+struct Active {
+    view: FirewallView,
+    wan: WanState,
+    ruleset: Ruleset,
+    applies: u64,
+    missing: Vec<String>,
+    last_error: Option<String>,
+}
+
+/// The running firewall.
+pub struct Firewall {
+    active: AsyncMutex<Active>,
+    dhcp_phase: Mutex<Option<Phase>>,
+}
+
+fn static_wan(view: &FirewallView) -> WanState {
+    match view.wan.mode {
+        WanMode::Static => WanState {
+            address: view.wan.address,
+            gateway: view.wan.gateway,
+        },
+        WanMode::Dhcp | WanMode::Pppoe => WanState::default(),
+    }
+}
+
+async fn address_inside(view: &FirewallView) -> Result<Vec<String>, NetError> {
+    let existing = netcfg::interfaces().await?;
+    let (plan, missing) = netcfg::inside_plan(view, &existing);
+    netcfg::run_plan(&plan).await?;
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "interfaces missing; they get their address when the view is applied again"
+        );
+    }
+    Ok(missing)
+}
+
+impl Firewall {
+    /// Addresses the interfaces, applies the ruleset and enables forwarding.
+    pub async fn start(view: FirewallView) -> Result<Arc<Self>, RunError> {
+        let wan = static_wan(&view);
+        let ruleset = compile(&view, &wan)?;
+        nft::apply(&ruleset).await?;
+        tracing::info!(sha256 = %ruleset.sha256(), "ruleset applied");
+        let missing = address_inside(&view).await?;
+        if view.wan.mode == WanMode::Static && !missing.contains(&view.wan.interface) {
+            netcfg::run_plan(&netcfg::wan_plan(
+                &view.wan.interface,
+                wan.address,
+                wan.gateway,
+            ))
+            .await?;
+        }
+        netcfg::enable_forwarding()?;
+        Ok(Arc::new(Self {
+            active: AsyncMutex::new(Active {
+                view,
+                wan,
+                ruleset,
+                applies: 1,
+                missing,
+                last_error: None,
+            }),
+            dhcp_phase: Mutex::new(None),
+        }))
+    }
+
+    /// The active ruleset.
+    pub async fn ruleset(&self) -> Ruleset {
+        self.active.lock().await.ruleset.clone()
+    }
+
+    /// Records where the DHCP client is, for `/state`.
+    pub fn set_dhcp_phase(&self, phase: Phase) {
+        if let Ok(mut p) = self.dhcp_phase.lock() {
+            *p = Some(phase);
+        }
+    }
+
+    /// A DHCP lease arrived, was renewed (no change: nothing happens) or was lost: re-address the
+    /// WAN and recompile (hairpin NAT uses the address; masquerade follows it by itself).
+    pub async fn wan_lease(&self, lease: Option<Lease>) {
+        let mut a = self.active.lock().await;
+        let wan = WanState {
+            address: lease.as_ref().map(|l| l.address),
+            gateway: lease.as_ref().and_then(|l| l.gateway),
+        };
+        if wan == a.wan {
+            return;
+        }
+        tracing::info!(address = ?wan.address, gateway = ?wan.gateway, "wan lease changed");
+        let result = async {
+            netcfg::run_plan(&netcfg::wan_plan(
+                &a.view.wan.interface,
+                wan.address,
+                wan.gateway,
+            ))
+            .await?;
+            let ruleset = compile(&a.view, &wan)?;
+            nft::apply(&ruleset).await?;
+            Ok::<_, RunError>(ruleset)
+        }
+        .await;
+        match result {
+            Ok(ruleset) => {
+                tracing::info!(sha256 = %ruleset.sha256(), "ruleset applied");
+                a.ruleset = ruleset;
+                a.wan = wan;
+                a.applies += 1;
+                a.last_error = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot follow the wan lease");
+                a.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    async fn replace(&self, text: &str) -> Result<(), ConfigRejected> {
+        let view = FirewallView::from_toml("PUT /config", text)
+            .map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        let mut a = self.active.lock().await;
+        if view.control != a.view.control
+            || view.wan.mode != a.view.wan.mode
+            || view.wan.interface != a.view.wan.interface
+        {
+            return Err(ConfigRejected::Invalid(
+                "`control`, `wan.mode` and `wan.interface` change only with a restart".to_owned(),
+            ));
+        }
+        let wan = match view.wan.mode {
+            WanMode::Static => static_wan(&view),
+            WanMode::Dhcp | WanMode::Pppoe => a.wan,
+        };
+        let ruleset = compile(&view, &wan).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        nft::apply(&ruleset)
+            .await
+            .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?;
+        let addressed = async {
+            let missing = address_inside(&view).await?;
+            if wan != a.wan && !missing.contains(&view.wan.interface) {
+                netcfg::run_plan(&netcfg::wan_plan(
+                    &view.wan.interface,
+                    wan.address,
+                    wan.gateway,
+                ))
+                .await?;
+            }
+            Ok::<_, NetError>(missing)
+        }
+        .await;
+        match addressed {
+            Ok(missing) => {
+                tracing::info!(sha256 = %ruleset.sha256(), "new config applied");
+                *a = Active {
+                    view,
+                    wan,
+                    ruleset,
+                    applies: a.applies + 1,
+                    missing,
+                    last_error: None,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(back) = nft::apply(&a.ruleset).await {
+                    tracing::error!(error = %back, "cannot restore the previous ruleset");
+                    a.last_error = Some(back.to_string());
+                }
+                Err(ConfigRejected::NotApplied(e.to_string()))
+            }
+        }
+    }
+
+    /// `(zone, direction, counter name)` for every counter of `view`.
+    fn counter_names(view: &FirewallView) -> Vec<(String, &'static str, String)> {
+        let mut zones: Vec<String> = view.zones.iter().map(|z| z.name.clone()).collect();
+        zones.push("wan".to_owned());
+        zones
+            .into_iter()
+            .flat_map(|z| ["in", "out"].map(|d| (z.clone(), d, counter_name(&z, d))))
+            .collect()
+    }
+}
+
+impl Daemon for Firewall {
+    async fn health(&self) -> Result<(), String> {
+        if let Some(e) = self.active.lock().await.last_error.clone() {
+            return Err(e);
+        }
+        nft::counters().await.map(drop).map_err(|e| e.to_string())
+    }
+
+    async fn metrics(&self) -> String {
+        let (names, wan, applies) = {
+            let a = self.active.lock().await;
+            (Self::counter_names(&a.view), a.wan, a.applies)
+        };
+        let counters = nft::counters().await.unwrap_or_default();
+        let mut out = String::new();
+        for (metric, help, pick) in [
+            (
+                "roost_firewall_zone_packets_total",
+                "Packets from (in) and to (out) each zone since the ruleset was last applied.",
+                0,
+            ),
+            (
+                "roost_firewall_zone_bytes_total",
+                "Bytes from (in) and to (out) each zone since the ruleset was last applied.",
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+            for (zone, dir, name) in &names {
+                let Some(c) = counters.iter().find(|c| &c.name == name) else {
+                    continue;
+                };
+                let v = if pick == 0 { c.packets } else { c.bytes };
+                let _ = writeln!(out, "{metric}{{zone=\"{zone}\",direction=\"{dir}\"}} {v}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP roost_firewall_ruleset_applies_total Rulesets applied since start.\n\
+             # TYPE roost_firewall_ruleset_applies_total counter\n\
+             roost_firewall_ruleset_applies_total {applies}\n\
+             # HELP roost_firewall_wan_up Whether the WAN has an address.\n\
+             # TYPE roost_firewall_wan_up gauge\n\
+             roost_firewall_wan_up {}",
+            u8::from(wan.address.is_some())
+        );
+        out
+    }
+
+    async fn state(&self) -> serde_json::Value {
+        let a = self.active.lock().await;
+        let counters = nft::counters().await.unwrap_or_default();
+        let names = Self::counter_names(&a.view);
+        let counters: Vec<_> = names
+            .iter()
+            .filter_map(|(zone, dir, name)| {
+                let c = counters.iter().find(|c| &c.name == name)?;
+                Some(serde_json::json!({
+                    "zone": zone, "direction": dir, "packets": c.packets, "bytes": c.bytes,
+                }))
+            })
+            .collect();
+        let phase = self.dhcp_phase.lock().ok().and_then(|p| *p);
+        serde_json::json!({
+            "ruleset_sha256": a.ruleset.sha256(),
+            "ruleset_applies": a.applies,
+            "wan": {
+                "mode": a.view.wan.mode,
+                "interface": a.view.wan.interface,
+                "address": a.wan.address.map(|x| x.to_string()),
+                "gateway": a.wan.gateway.map(|x| x.to_string()),
+                "dhcp": phase,
+            },
+            "counters": counters,
+            "missing_interfaces": a.missing,
+            "last_error": a.last_error,
+        })
+    }
+
+    async fn put_config(&self, toml: String) -> Result<(), ConfigRejected> {
+        self.replace(&toml).await
+    }
+}
+
+/// Runs the firewall with `view` until SIGTERM or SIGINT.
+pub async fn run(view: FirewallView) -> Result<(), RunError> {
+    let token = Token::load(&view.control.token_file)?;
+    let listen = view.control.listen;
+    let dhcp_on = (view.wan.mode == WanMode::Dhcp).then(|| view.wan.interface.clone());
+    let firewall = Firewall::start(view).await?;
+    if let Some(interface) = dhcp_on {
+        let fw = firewall.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::dhcp_io::run(interface, fw.clone()).await {
+                tracing::error!(error = %e, "dhcp client stopped");
+                if let Ok(mut a) = fw.active.try_lock() {
+                    a.last_error = Some(e.to_string());
+                }
+            }
+        });
+    }
+    let app = roost_control::router(firewall, token, Limits::default());
+    let listener = roost_control::bind(listen.into()).await?;
+    roost_control::serve(listener, app, roost_control::shutdown_signal()).await?;
+    Ok(())
+}

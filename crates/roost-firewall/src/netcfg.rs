@@ -1,0 +1,172 @@
+//! The edge to the interfaces: addresses and routes through `ip -batch` (one process for the
+//! whole plan, stopping at the first error), and IPv4 forwarding through `/proc/sys`. The plans
+//! themselves are built sans-IO so tests read them. The daemon never creates interfaces: the VM
+//! (or the lab) does; it addresses the ones that exist and reports the missing ones.
+
+use std::process::Stdio;
+
+use ipnet::Ipv4Net;
+use roost_config::views::FirewallView;
+use std::net::Ipv4Addr;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// Configuring interfaces failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// `ip` could not be started.
+    #[error("cannot run ip: {0}")]
+    Run(#[source] std::io::Error),
+    /// `ip` refused a command.
+    #[error("ip -batch failed: {0}")]
+    Refused(String),
+    /// `ip -j link` printed something unexpected.
+    #[error("cannot read ip's json output: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Forwarding could not be switched on.
+    #[error("cannot enable forwarding ({path}): {source}")]
+    Forwarding {
+        /// The sysctl file.
+        path: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// `ip -batch` lines that address the zone and service-link interfaces present in `existing`,
+/// plus the WAN's link settings. The WAN address is separate ([`wan_plan`]), since DHCP owns it.
+pub fn inside_plan(view: &FirewallView, existing: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut plan = Vec::new();
+    let mut missing = Vec::new();
+    let mut want: Vec<(&str, String)> = view
+        .zones
+        .iter()
+        .map(|z| {
+            let net = Ipv4Net::new(z.router, z.subnet.prefix_len()).unwrap_or(z.subnet);
+            (z.interface.as_str(), net.to_string())
+        })
+        .collect();
+    want.extend(view.links.iter().map(|l| {
+        let net =
+            Ipv4Net::new(l.link.firewall, l.link.network.prefix_len()).unwrap_or(l.link.network);
+        (l.interface.as_str(), net.to_string())
+    }));
+    for (iface, addr) in want {
+        if existing.iter().any(|e| e == iface) {
+            plan.push(format!("addr replace {addr} dev {iface}"));
+            plan.push(format!("link set dev {iface} up"));
+        } else {
+            missing.push(iface.to_owned());
+        }
+    }
+    let wan = &view.wan.interface;
+    if existing.iter().any(|e| e == wan) {
+        match view.wan.mtu {
+            Some(mtu) => plan.push(format!("link set dev {wan} mtu {mtu} up")),
+            None => plan.push(format!("link set dev {wan} up")),
+        }
+    } else {
+        missing.push(wan.clone());
+    }
+    (plan, missing)
+}
+
+/// `ip -batch` lines that give `interface` exactly `address` (dropping any other global
+/// address, e.g. an expired lease) and the default route through `gateway`.
+pub fn wan_plan(
+    interface: &str,
+    address: Option<Ipv4Net>,
+    gateway: Option<Ipv4Addr>,
+) -> Vec<String> {
+    let mut plan = vec![format!("addr flush dev {interface} scope global")];
+    if let Some(a) = address {
+        plan.push(format!("addr add {a} broadcast + dev {interface}"));
+        if let Some(gw) = gateway {
+            plan.push(format!("route replace default via {gw} dev {interface}"));
+        }
+    }
+    plan
+}
+
+/// Runs `ip -batch -` with `plan`.
+pub async fn run_plan(plan: &[String]) -> Result<(), NetError> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let mut child = Command::new("ip")
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(NetError::Run)?;
+    if let Some(mut input) = child.stdin.take() {
+        let mut text = plan.join("\n");
+        text.push('\n');
+        input
+            .write_all(text.as_bytes())
+            .await
+            .map_err(NetError::Run)?;
+    }
+    let out = child.wait_with_output().await.map_err(NetError::Run)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ))
+    }
+}
+
+/// Names of the interfaces in this namespace.
+pub async fn interfaces() -> Result<Vec<String>, NetError> {
+    let out = Command::new("ip")
+        .args(["-j", "link", "show"])
+        .output()
+        .await
+        .map_err(NetError::Run)?;
+    if !out.status.success() {
+        return Err(NetError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    struct Link {
+        ifname: String,
+    }
+    let links: Vec<Link> = serde_json::from_slice(&out.stdout).map_err(NetError::Json)?;
+    Ok(links.into_iter().map(|l| l.ifname).collect())
+}
+
+/// Switches IPv4 forwarding on (in this namespace only: the sysctl is per namespace).
+pub fn enable_forwarding() -> Result<(), NetError> {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    std::fs::write(PATH, "1\n").map_err(|source| NetError::Forwarding { path: PATH, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wan_plan_replaces_the_old_address_and_the_default_route() {
+        let plan = wan_plan(
+            "wan",
+            Some("203.0.113.7/24".parse().unwrap()),
+            Some("203.0.113.1".parse().unwrap()),
+        );
+        assert_eq!(
+            plan,
+            [
+                "addr flush dev wan scope global",
+                "addr add 203.0.113.7/24 broadcast + dev wan",
+                "route replace default via 203.0.113.1 dev wan",
+            ]
+        );
+        assert_eq!(
+            wan_plan("wan", None, None),
+            ["addr flush dev wan scope global"]
+        );
+    }
+}

@@ -1,0 +1,142 @@
+use roost_config::Settings;
+use roost_config::views::FirewallView;
+use roost_firewall::{WanState, check, compile};
+
+pub(crate) fn example_view() -> FirewallView {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/roost.toml");
+    Settings::load(std::path::Path::new(path))
+        .unwrap()
+        .firewall_view()
+}
+
+pub(crate) fn example_wan() -> WanState {
+    WanState {
+        address: Some("203.0.113.2/24".parse().unwrap()),
+        gateway: Some("203.0.113.1".parse().unwrap()),
+    }
+}
+
+/// Compares `text` with the golden file `name`; `BLESS=1` rewrites it instead.
+fn golden(name: &str, text: &str) {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (run with BLESS=1 to create it)"));
+    if want != text {
+        let first = want
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(text.lines().count()));
+        panic!(
+            "ruleset differs from {path} at line {}:\n  golden: {:?}\n  now:    {:?}\n\
+             (if the change is intended, run with BLESS=1 and review the diff)",
+            first + 1,
+            want.lines().nth(first),
+            text.lines().nth(first)
+        );
+    }
+}
+
+#[test]
+fn example_ruleset_matches_golden_file() {
+    let r = compile(&example_view(), &example_wan()).unwrap();
+    golden("example.nft", r.text());
+}
+
+#[test]
+fn example_ruleset_without_wan_address_matches_golden_file() {
+    let r = compile(&example_view(), &WanState::default()).unwrap();
+    golden("example-no-wan.nft", r.text());
+}
+
+#[test]
+fn compiling_is_deterministic() {
+    let a = compile(&example_view(), &example_wan()).unwrap();
+    let b = compile(&example_view(), &example_wan()).unwrap();
+    assert_eq!(a.sha256(), b.sha256());
+}
+
+#[test]
+fn wan_address_change_changes_the_ruleset_hash() {
+    let a = compile(&example_view(), &example_wan()).unwrap();
+    let mut wan = example_wan();
+    wan.address = Some("203.0.113.9/24".parse().unwrap());
+    let b = compile(&example_view(), &wan).unwrap();
+    assert_ne!(a.sha256(), b.sha256());
+    assert!(b.text().contains("ip daddr 203.0.113.9 tcp dport 8443"));
+}
+
+#[test]
+fn iot_and_guest_chains_reach_only_wan_dns_and_mqtt() {
+    let r = compile(&example_view(), &example_wan()).unwrap();
+    for zone in ["iot", "guest"] {
+        let chain = chain(r.text(), &format!("from_{zone}"));
+        for line in chain.lines() {
+            assert!(
+                line.contains("oifname \"wan\" accept")
+                    || line.contains("oifname \"svc-dns\" ip daddr 10.254.0.6 meta l4proto { tcp, udp } th dport 53 ct status dnat")
+                    || line.contains("oifname \"svc-mqtt\" ip daddr 10.254.0.18 tcp dport 1883 ct status dnat"),
+                "{zone} may do more than allowed: {line}"
+            );
+        }
+        assert!(!chain.contains("\"lan\""), "{zone} reaches lan");
+        assert!(!chain.contains("9100"), "{zone} reaches a control api");
+    }
+}
+
+#[test]
+fn wan_gets_nothing_but_port_forwards() {
+    let r = compile(&example_view(), &example_wan()).unwrap();
+    let chain = chain(r.text(), "from_wan");
+    let lines: Vec<&str> = chain.lines().collect();
+    assert_eq!(lines.len(), 1, "{chain}");
+    assert!(lines[0].contains("ct status dnat accept"));
+}
+
+#[test]
+fn disabled_port_forward_is_not_compiled() {
+    let mut view = example_view();
+    view.port_forwards[0].enabled = false;
+    let r = compile(&view, &example_wan()).unwrap();
+    assert!(!r.text().contains("8443"));
+}
+
+#[test]
+fn invalid_views_are_refused_with_every_problem() {
+    let mut view = example_view();
+    view.zones[0].interface = "lan; flush ruleset".to_owned();
+    view.zones[1].reach.push("nowhere".to_owned());
+    view.port_forwards[0].to = "10.9.9.9".parse().unwrap();
+    let err = check(&view).unwrap_err();
+    assert_eq!(err.0.len(), 3, "{err}");
+    assert!(compile(&view, &example_wan()).is_err());
+}
+
+#[test]
+fn rendered_view_round_trips_to_the_same_ruleset() {
+    use roost_config::View as _;
+    let view = example_view();
+    let back = FirewallView::from_toml("t", &view.render()).unwrap();
+    assert_eq!(
+        compile(&view, &example_wan()).unwrap(),
+        compile(&back, &example_wan()).unwrap()
+    );
+}
+
+/// The body of `chain NAME { ... }`.
+pub(crate) fn chain(text: &str, name: &str) -> String {
+    let start = text
+        .find(&format!("chain {name} {{"))
+        .unwrap_or_else(|| panic!("no chain {name}"));
+    let body = &text[start..];
+    let end = body.find("\n\t}").unwrap();
+    body[..end]
+        .lines()
+        .skip(1)
+        .map(|l| format!("{}\n", l.trim()))
+        .collect()
+}
