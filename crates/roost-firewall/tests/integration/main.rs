@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod compile_tests;
+mod dhcp_tests;
 mod netns;
 mod nft_tests;
 mod traffic_tests;
