@@ -25,8 +25,11 @@ pub struct IspServer {
 }
 
 /// The web server: answers every GET with `client <address>` (what NAT made of the client).
-const HTTP_SERVER: &str = r#"
-import http.server, sys
+/// `server_bind` is TCPServer's: HTTPServer's would look up its own name by DNS first.
+pub(crate) const HTTP_SERVER: &str = r#"
+import http.server, socketserver, sys
+class Server(http.server.ThreadingHTTPServer):
+    server_bind = socketserver.TCPServer.server_bind
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = ("client %s\n" % self.client_address[0]).encode()
@@ -38,7 +41,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
         sys.stderr.flush()
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+Server((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
 "#;
 
 fn write(path: &Path, text: &str) -> Result<(), LabError> {
@@ -46,6 +49,13 @@ fn write(path: &Path, text: &str) -> Result<(), LabError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Writes the web server's script into `dir`; returns its path.
+pub(crate) fn http_server_script(dir: &Path) -> Result<PathBuf, LabError> {
+    let script = dir.join("http-server.py");
+    write(&script, HTTP_SERVER)?;
+    Ok(script)
 }
 
 /// Writes the servers' files under `dir` and returns how to start each.
@@ -104,8 +114,7 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
         args: vec!["--config".into(), conf_path.display().to_string()],
     };
 
-    let script = dir.join("http-server.py");
-    write(&script, HTTP_SERVER)?;
+    let script = http_server_script(dir)?;
     let http = IspServer {
         name: "http",
         description: format!("web server on {}:80, answers `client <address>`", isp::HTTP),

@@ -274,6 +274,7 @@ impl Lab {
         self.write_record(&record)?;
 
         self.make_network()?;
+        self.write_resolv_confs()?;
         self.write_service_files()?;
 
         // The ISP first (the firewall asks its DHCP server for the WAN address), then the
@@ -394,6 +395,33 @@ impl Lab {
         Ok(())
     }
 
+    /// Gives every namespace a resolv.conf of its own (iproute2 bind-mounts
+    /// `/etc/netns/<ns>/resolv.conf` for `ip netns exec`): clients ask their router, all others
+    /// the ISP's server. No lab process ever asks the host's real resolver.
+    fn write_resolv_confs(&self) -> Result<(), LabError> {
+        for ns in &self.plan.namespaces {
+            let server = self
+                .plan
+                .clients
+                .iter()
+                .find(|c| &c.netns == ns)
+                .and_then(|c| self.settings.zones.get(&c.zone))
+                .map_or(plan::isp::DNS, |z| z.router);
+            let dir = PathBuf::from("/etc/netns").join(ns);
+            let io = |source| LabError::Io {
+                path: dir.clone(),
+                source,
+            };
+            fs::create_dir_all(&dir).map_err(io)?;
+            let text = format!(
+                "# written by roost-lab for namespace {ns}\nnameserver {server}\nsearch {}\n",
+                self.settings.router.domain
+            );
+            fs::write(dir.join("resolv.conf"), text).map_err(io)?;
+        }
+        Ok(())
+    }
+
     fn write_service_files(&self) -> Result<(), LabError> {
         for service in Service::ALL {
             let token_path = self.settings.services.token_dir.join(service.name());
@@ -502,6 +530,20 @@ impl Lab {
         let netns = self.netns(name)?;
         let log = self.path(&format!("logs/{label}.log"));
         process::spawn(&netns, &find_program(program), args, &[], &log)
+    }
+
+    /// Starts a web server in namespace `name` on `addr` that answers `client <address>` (the
+    /// address it sees the client at); returns its pid. `down` stops it.
+    pub fn serve_http(&self, name: &str, addr: SocketAddrV4) -> Result<u32, LabError> {
+        let script = isp::http_server_script(&self.path("isp"))?;
+        let args = vec![
+            "-u".to_owned(),
+            script.display().to_string(),
+            addr.ip().to_string(),
+            addr.port().to_string(),
+        ];
+        let label = format!("http-{name}-{}", addr.port());
+        self.spawn_in(name, &label, Path::new("python3"), &args)
     }
 
     /// Adds a host namespace `<prefix>-host-<name>` on `zone`'s bridge with address `address`
@@ -705,6 +747,7 @@ impl Lab {
         let ours = format!("{}-", self.opts.prefix);
         for ns in names.iter().filter(|n| n.starts_with(&ours)) {
             netns::remove(ns)?;
+            let _ = fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
         }
         let _ = fs::remove_file(self.record_path());
         if purge {

@@ -172,6 +172,6 @@ fn print_status(status: &Status) {
         println!("  {s}");
     }
     println!(
-        "\nrun a command in a namespace: roostctl lab exec client-lan -- curl http://www.isp.test"
+        "\nrun a command in a namespace: roostctl lab exec client-lan -- curl http://198.51.100.80/"
     );
 }

@@ -77,18 +77,7 @@ impl TestLab {
 
     /// Starts an HTTP server in namespace `ns` on `addr` and waits until it accepts.
     pub(crate) fn listen(&mut self, ns: &str, addr: SocketAddrV4) {
-        let label = format!("listener-{ns}-{}", addr.port());
-        let args = vec![
-            "-m".to_owned(),
-            "http.server".to_owned(),
-            "--bind".to_owned(),
-            addr.ip().to_string(),
-            addr.port().to_string(),
-        ];
-        let pid = self
-            .lab
-            .spawn_in(ns, &label, "python3".as_ref(), &args)
-            .unwrap();
+        let pid = self.lab.serve_http(ns, addr).unwrap();
         self.helpers.push(pid);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.lab.can_connect(ns, addr, ALLOWED).unwrap() {
