@@ -1,0 +1,92 @@
+//! # roost-dhcp: the router's DHCPv4 server
+//!
+//! Runs in the **dhcp VM**, which sits on every zone bridge that has a pool (one interface per
+//! zone, named after it, addressed with the zone's `dhcp.server` address) and on its own
+//! service link to the firewall VM (`svc`, ADR 0001).
+//!
+//! - **Ports**: UDP 67 on each zone interface (`0.0.0.0:67` with `SO_BINDTODEVICE`; replies
+//!   to port 68, or to a relay's port 67); the control API on `ControlView.listen` (TCP 9100 on
+//!   the service link: `/health`, `/metrics`, `/state`, `PUT /config`, bearer token from
+//!   `ControlView.token_file`; see `roost-control`).
+//! - **Files**: the view `/etc/roost/dhcp.toml` (`--config`); the lease journal
+//!   `$STATE_DIRECTORY/leases.journal` (default `/var/lib/roost/dhcp`).
+//!
+//! Layers, from the wire in:
+//! - [`server`]: sockets, the engine thread (batches of packets, group commit), the control
+//!   API's handlers. All the IO lives here.
+//! - [`core`]: the sans-IO decision core, `(state, packet, now) -> (reply, lease changes)`:
+//!   RFC 2131/2132 message handling, pools, reservations, quarantine, rate limit, counters.
+//! - [`store`]: the append-only, fsynced, CRC-checked lease journal with compaction
+//!   (docs/adr/0004-dhcp-lease-store.md). Every change is durable before its ACK is sent.
+//!
+//! Lease changes are not yet pushed to roost-dns (local host names); that arrives with the dns
+//! daemon.
+
+pub mod core;
+pub mod server;
+pub mod store;
+
+use std::path::PathBuf;
+
+use roost_config::views::DhcpView;
+
+pub use crate::core::{Config, Core, Decision, Lease};
+
+/// Starting or running the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The view does not make a server configuration.
+    #[error("invalid dhcp view: {0}")]
+    Config(#[from] crate::core::ConfigError),
+    /// The lease journal could not be opened.
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    /// A zone interface's socket could not be opened.
+    #[error("{0}")]
+    Socket(#[from] server::SocketError),
+    /// A thread could not be started.
+    #[error("cannot start the dhcp engine: {0}")]
+    Thread(std::io::Error),
+    /// The control API failed.
+    #[error("{0}")]
+    Control(#[from] roost_control::ControlError),
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(view: DhcpView, state_dir: PathBuf) -> Result<(), RunError> {
+    let config = Config::from_view(&view)?;
+    let (store, loaded) = store::Store::open(&state_dir)?;
+    if loaded.cut_bytes > 0 {
+        tracing::warn!(
+            cut_bytes = loaded.cut_bytes,
+            damaged_copy = ?loaded.damaged_copy,
+            "lease journal had a torn or damaged tail; cut back to the last good record"
+        );
+    }
+    tracing::info!(
+        records = loaded.records,
+        journal = %store.path().display(),
+        "lease journal opened"
+    );
+    let mut core = Core::new(config);
+    core.restore(loaded.leases);
+    let interfaces: Vec<String> = core
+        .config()
+        .zones
+        .iter()
+        .map(|z| z.interface.clone())
+        .collect();
+    let shared = server::Shared::start(core, store, loaded.cut_bytes).map_err(RunError::Thread)?;
+    for interface in &interfaces {
+        shared.serve_interface(interface)?;
+    }
+    let token = roost_control::Token::load(&view.control.token_file)?;
+    let app = roost_control::router(
+        std::sync::Arc::new(server::Dhcp(shared)),
+        token,
+        roost_control::Limits::default(),
+    );
+    let listener = roost_control::bind(view.control.listen.into()).await?;
+    roost_control::serve(listener, app, roost_control::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! The IO edge: one UDP socket per zone interface, one engine thread that runs the core in
+//! batches with group commit, and the control API's view of it all.
+//!
+//! Receive threads (one per interface) block on their socket and queue packets. The engine
+//! thread takes whatever is queued (up to [`BATCH`]), runs each packet through the core under
+//! one lock, appends all lease changes to the journal with one fsync, and only then sends the
+//! replies. A failed append sends none of the batch's replies: no ACK without a durable lease.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dhcproto::{Encodable, Encoder};
+use roost_config::View as _;
+use roost_config::views::DhcpView;
+use roost_control::{ConfigRejected, Daemon};
+use serde_json::json;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::core::{Config, Core, Destination, Drop, Reply};
+use crate::store::Store;
+
+/// Most packets decided per journal fsync.
+pub const BATCH: usize = 256;
+/// Packets queued between the receive threads and the engine; more are dropped and counted.
+pub const QUEUE: usize = 4096;
+/// The DHCP server port.
+pub const SERVER_PORT: u16 = 67;
+/// The DHCP client port.
+pub const CLIENT_PORT: u16 = 68;
+
+/// Opening a socket failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the dhcp socket on interface {interface}: {source}")]
+pub struct SocketError {
+    /// The interface.
+    pub interface: String,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Counters of the IO edge.
+#[derive(Debug, Default)]
+pub struct IoStats {
+    /// Packets dropped because the engine's queue was full.
+    pub queue_full: AtomicU64,
+    /// Replies the kernel refused.
+    pub send_errors: AtomicU64,
+    /// Journal appends that failed (their batch's replies were not sent).
+    pub store_errors: AtomicU64,
+    /// Journal fsyncs.
+    pub fsyncs: AtomicU64,
+    /// Journal records.
+    pub records: AtomicU64,
+    /// Bytes cut from the journal's end at start (torn record).
+    pub cut_bytes: AtomicU64,
+    /// Journal compactions.
+    pub compactions: AtomicU64,
+}
+
+/// A socket on one zone interface.
+#[derive(Debug)]
+pub struct Iface {
+    /// Interface name.
+    pub name: String,
+    socket: UdpSocket,
+}
+
+struct Packet {
+    iface: Arc<Iface>,
+    bytes: Vec<u8>,
+}
+
+/// What the control API and the IO threads share.
+pub struct Shared {
+    core: Mutex<Core>,
+    io: IoStats,
+    unhealthy: Mutex<Option<String>>,
+    ifaces: Mutex<Vec<Arc<Iface>>>,
+    tx: SyncSender<Packet>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not stop the server: the data is still consistent per packet.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Unix time in seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Opens the server socket on `interface`: 0.0.0.0:67, bound to the device, broadcast allowed.
+pub fn open_socket(interface: &str) -> Result<UdpSocket, SocketError> {
+    let err = |source| SocketError {
+        interface: interface.to_owned(),
+        source,
+    };
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket
+        .bind_device(Some(interface.as_bytes()))
+        .map_err(err)?;
+    socket.set_broadcast(true).map_err(err)?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT));
+    socket.bind(&addr.into()).map_err(err)?;
+    Ok(socket.into())
+}
+
+impl Shared {
+    /// Starts the engine thread over `core` and `store`; interfaces are added with
+    /// [`Shared::serve_interface`].
+    pub fn start(core: Core, mut store: Store, cut_bytes: u64) -> std::io::Result<Arc<Self>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let shared = Arc::new(Self {
+            core: Mutex::new(core),
+            io: IoStats::default(),
+            unhealthy: Mutex::new(None),
+            ifaces: Mutex::new(Vec::new()),
+            tx,
+        });
+        shared.io.records.store(store.records(), Ordering::Relaxed);
+        shared.io.cut_bytes.store(cut_bytes, Ordering::Relaxed);
+        let engine = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("dhcp-engine".into())
+            .spawn(move || engine.engine(&rx, &mut store))?;
+        Ok(shared)
+    }
+
+    /// Opens a socket on `interface` (unless one is open) and starts its receive thread.
+    pub fn serve_interface(self: &Arc<Self>, interface: &str) -> Result<(), SocketError> {
+        if lock(&self.ifaces).iter().any(|i| i.name == interface) {
+            return Ok(());
+        }
+        let socket = open_socket(interface)?;
+        let iface = Arc::new(Iface {
+            name: interface.to_owned(),
+            socket,
+        });
+        let shared = Arc::clone(self);
+        let recv = Arc::clone(&iface);
+        std::thread::Builder::new()
+            .name(format!("dhcp-rx-{interface}"))
+            .spawn(move || shared.receive(&recv))
+            .map_err(|source| SocketError {
+                interface: interface.to_owned(),
+                source,
+            })?;
+        tracing::info!(interface, "listening on 0.0.0.0:67 on {interface}");
+        lock(&self.ifaces).push(iface);
+        Ok(())
+    }
+
+    fn receive(&self, iface: &Arc<Iface>) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match iface.socket.recv_from(&mut buf) {
+                Ok((n, _from)) => {
+                    let packet = Packet {
+                        iface: Arc::clone(iface),
+                        bytes: buf[..n].to_vec(),
+                    };
+                    match self.tx.try_send(packet) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            self.io.queue_full.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Disconnected(_)) => return,
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::error!(interface = %iface.name, error = %e, "receive failed");
+                    *lock(&self.unhealthy) = Some(format!("receive on {} failed: {e}", iface.name));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn engine(&self, rx: &Receiver<Packet>, store: &mut Store) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut replies: Vec<(Arc<Iface>, Reply)> = Vec::with_capacity(BATCH);
+        let mut changes = Vec::new();
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let now = unix_now();
+            {
+                let mut core = lock(&self.core);
+                for p in batch.drain(..) {
+                    let d = core.handle(&p.iface.name, &p.bytes, now);
+                    changes.extend(d.changes);
+                    if let Some(r) = d.reply {
+                        replies.push((p.iface, r));
+                    }
+                }
+            }
+            if !changes.is_empty() {
+                match store.append(&changes) {
+                    Ok(()) => {
+                        self.io.fsyncs.fetch_add(1, Ordering::Relaxed);
+                        self.io.records.store(store.records(), Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "lease journal append failed: replies withheld");
+                        self.io.store_errors.fetch_add(1, Ordering::Relaxed);
+                        *lock(&self.unhealthy) = Some(e.to_string());
+                        replies.clear();
+                    }
+                }
+                changes.clear();
+                self.maybe_compact(store);
+            }
+            for (iface, reply) in replies.drain(..) {
+                self.send(&iface, &reply);
+            }
+        }
+    }
+
+    fn maybe_compact(&self, store: &mut Store) {
+        let core = lock(&self.core);
+        if !store.wants_compaction(core.lease_count()) {
+            return;
+        }
+        match store.compact(core.leases()) {
+            Ok(()) => {
+                self.io.compactions.fetch_add(1, Ordering::Relaxed);
+                self.io.records.store(store.records(), Ordering::Relaxed);
+                tracing::info!(records = store.records(), "lease journal compacted");
+            }
+            Err(e) => {
+                // The old journal is whole; appends go on to it.
+                tracing::warn!(error = %e, "lease journal compaction failed");
+            }
+        }
+    }
+
+    fn send(&self, iface: &Iface, reply: &Reply) {
+        let mut buf = Vec::with_capacity(548);
+        if let Err(e) = reply.message.encode(&mut Encoder::new(&mut buf)) {
+            tracing::warn!(error = %e, "cannot encode reply");
+            self.io.send_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let to = match reply.to {
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+            Destination::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
+            Destination::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+        };
+        if let Err(e) = iface.socket.send_to(&buf, to) {
+            tracing::debug!(interface = %iface.name, %to, error = %e, "send failed");
+            self.io.send_errors.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tracing::debug!(interface = %iface.name, %to, kind = ?reply.kind(), yiaddr = %reply.message.yiaddr(), "sent");
+        }
+    }
+
+    /// The state as `/state` shows it.
+    pub fn state_json(&self) -> serde_json::Value {
+        let now = unix_now();
+        let core = lock(&self.core);
+        let leases: Vec<serde_json::Value> = core
+            .leases()
+            .map(|l| {
+                let mut v = serde_json::to_value(l).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("active".into(), json!(l.is_active(now)));
+                }
+                v
+            })
+            .collect();
+        let zones: Vec<serde_json::Value> = core
+            .config()
+            .zones
+            .iter()
+            .map(|z| {
+                let active = core
+                    .leases()
+                    .filter(|l| l.zone == z.name && l.is_active(now))
+                    .count();
+                json!({
+                    "name": z.name,
+                    "interface": z.interface,
+                    "subnet": z.subnet.to_string(),
+                    "pool_start": z.pool_start,
+                    "pool_end": z.pool_end,
+                    "pool_size": z.pool_size(),
+                    "active": active,
+                })
+            })
+            .collect();
+        json!({ "now": now, "zones": zones, "leases": leases })
+    }
+
+    /// The metrics as `/metrics` shows them.
+    pub fn metrics_text(&self) -> String {
+        use std::fmt::Write as _;
+        let now = unix_now();
+        let mut out = String::new();
+        let core = lock(&self.core);
+        let stats = core.stats();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line("# TYPE roost_dhcp_packets_received_total counter".into());
+        line(format!(
+            "roost_dhcp_packets_received_total {}",
+            stats.received
+        ));
+        line("# TYPE roost_dhcp_requests_total counter".into());
+        for (t, n) in &stats.by_type {
+            line(format!("roost_dhcp_requests_total{{type=\"{t}\"}} {n}"));
+        }
+        line("# TYPE roost_dhcp_replies_total counter".into());
+        for (t, n) in &stats.replies {
+            line(format!("roost_dhcp_replies_total{{type=\"{t}\"}} {n}"));
+        }
+        line("# TYPE roost_dhcp_dropped_total counter".into());
+        for why in Drop::ALL {
+            let n = stats.dropped.get(&why).copied().unwrap_or(0);
+            line(format!(
+                "roost_dhcp_dropped_total{{reason=\"{}\"}} {n}",
+                why.label()
+            ));
+        }
+        line("# TYPE roost_dhcp_leases_active gauge".into());
+        line("# TYPE roost_dhcp_pool_size gauge".into());
+        for z in &core.config().zones {
+            let active = core
+                .leases()
+                .filter(|l| l.zone == z.name && l.is_active(now))
+                .count();
+            line(format!(
+                "roost_dhcp_leases_active{{zone=\"{}\"}} {active}",
+                z.name
+            ));
+            line(format!(
+                "roost_dhcp_pool_size{{zone=\"{}\"}} {}",
+                z.name,
+                z.pool_size()
+            ));
+        }
+        drop(core);
+        let io = &self.io;
+        for (name, kind, v) in [
+            ("queue_full_total", "counter", &io.queue_full),
+            ("send_errors_total", "counter", &io.send_errors),
+            ("store_errors_total", "counter", &io.store_errors),
+            ("store_fsyncs_total", "counter", &io.fsyncs),
+            ("store_compactions_total", "counter", &io.compactions),
+            ("store_records", "gauge", &io.records),
+            ("store_cut_bytes", "gauge", &io.cut_bytes),
+        ] {
+            let _ = writeln!(out, "# TYPE roost_dhcp_{name} {kind}");
+            let _ = writeln!(out, "roost_dhcp_{name} {}", v.load(Ordering::Relaxed));
+        }
+        out
+    }
+
+    /// Validates and applies a new view: sockets for new interfaces first, then the config.
+    pub fn apply_view(self: &Arc<Self>, toml: &str) -> Result<(), ConfigRejected> {
+        let view = DhcpView::from_toml("PUT /config", toml)
+            .map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        let config =
+            Config::from_view(&view).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        for zone in &config.zones {
+            self.serve_interface(&zone.interface)
+                .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?;
+        }
+        lock(&self.core).set_config(config);
+        tracing::info!("new config applied; leases kept");
+        Ok(())
+    }
+}
+
+/// The control API's side of the daemon.
+pub struct Dhcp(pub Arc<Shared>);
+
+impl Daemon for Dhcp {
+    async fn health(&self) -> Result<(), String> {
+        match lock(&self.0.unhealthy).clone() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        self.0.metrics_text()
+    }
+
+    async fn state(&self) -> serde_json::Value {
+        self.0.state_json()
+    }
+
+    async fn put_config(&self, toml: String) -> Result<(), ConfigRejected> {
+        let shared = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || shared.apply_view(&toml))
+            .await
+            .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?
+    }
+}
+
+/// The state directory: `STATE_DIRECTORY` (systemd's), else `/var/lib/roost/dhcp`. systemd may
+/// list several, colon-separated; the first is ours.
+pub fn state_directory(env: Option<&str>) -> PathBuf {
+    env.and_then(|v| v.split(':').next())
+        .filter(|s| !s.is_empty())
+        .map_or_else(
+            || Path::new("/var/lib/roost/dhcp").to_owned(),
+            PathBuf::from,
+        )
+}
