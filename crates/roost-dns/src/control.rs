@@ -1,0 +1,98 @@
+//! The control API: roost-control's shared routes plus `PUT /local-names` (the DHCP server's
+//! lease push, behind the same token).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use roost_config::View;
+use roost_config::views::DnsView;
+use roost_control::{ConfigRejected, Daemon, Limits, Token};
+
+use crate::local::LocalNames;
+use crate::resolver::Resolver;
+
+/// Largest `PUT /local-names` body.
+const LOCAL_NAMES_BODY: usize = 1 << 20;
+
+/// The daemon behind the control API.
+pub struct Control {
+    /// The resolver.
+    pub resolver: Arc<Resolver>,
+}
+
+impl Daemon for Control {
+    async fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn metrics(&self) -> String {
+        self.resolver.metrics_text()
+    }
+
+    async fn state(&self) -> serde_json::Value {
+        self.resolver.state_json()
+    }
+
+    async fn put_config(&self, toml: String) -> Result<(), ConfigRejected> {
+        let view = DnsView::from_toml("PUT /config", &toml)
+            .map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        let resolver = Arc::clone(&self.resolver);
+        // Block lists are read from disk: off the async workers.
+        tokio::task::spawn_blocking(move || resolver.apply(view))
+            .await
+            .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?
+            .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?;
+        tracing::info!("new config applied");
+        Ok(())
+    }
+}
+
+/// The whole control API.
+pub fn app(resolver: Arc<Resolver>, token: Token) -> Router {
+    let control = Arc::new(Control {
+        resolver: Arc::clone(&resolver),
+    });
+    let base = roost_control::router(control, token.clone(), Limits::default());
+    let extra = Router::new()
+        .route("/local-names", put(put_local_names))
+        .with_state(resolver)
+        .layer(middleware::from_fn_with_state(token, require_token))
+        .layer(axum::extract::DefaultBodyLimit::max(LOCAL_NAMES_BODY));
+    base.merge(extra)
+}
+
+async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    match presented {
+        Some(p) if token.matches(p) => next.run(request).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or wrong bearer token\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn put_local_names(State(resolver): State<Arc<Resolver>>, body: Bytes) -> Response {
+    let names: LocalNames = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid body: {e}\n")).into_response(),
+    };
+    match resolver.set_local_names(&names) {
+        Ok(()) => {
+            tracing::info!(names = names.names.len(), "local names replaced");
+            (StatusCode::OK, "applied\n").into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}

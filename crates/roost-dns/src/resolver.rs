@@ -1,0 +1,607 @@
+//! The query path: [`Resolver::decide`] answers what it can at once (malformed, refused,
+//! rate-limited, local, blocked, cached) without IO; what it cannot it hands back as
+//! [`Step::Resolve`], and [`Resolver::resolve`] forwards it, with one upstream query for any
+//! number of identical questions in flight (coalescing), serve-stale when upstreams fail or are
+//! slow (RFC 8767), and prefetch of names that are asked for shortly before they expire.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use roost_config::settings::BlockResponse;
+use roost_config::views::DnsView;
+use tokio::sync::{Semaphore, watch};
+
+use crate::blocklist::{BlocklistError, Blocklists};
+use crate::cache::{Cache, CacheStats, Lookup};
+use crate::local::{LOCAL_TTL, Local, LocalNameError, LocalNames, LocalZone};
+use crate::ratelimit::RateLimiter;
+use crate::upstream::{Question, Upstreams};
+use crate::wire::{self, Key, Prepared, Query, Reply, Ttls, rcode};
+
+/// Upstream resolutions in flight at once; beyond, queries get stale data or SERVFAIL.
+pub const MAX_INFLIGHT: usize = 1024;
+/// RFC 8767 §5 client response timer: past this, a stale answer is sent while the refresh
+/// goes on.
+pub const STALE_AFTER: Duration = Duration::from_millis(1800);
+/// The TTL of a stale answer (RFC 8767 §4).
+pub const STALE_TTL: u32 = 30;
+/// Longest a client query waits for upstream before SERVFAIL.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(6);
+/// TTL of blocked answers.
+pub const BLOCKED_TTL: u32 = 300;
+/// Largest message over TCP.
+pub const TCP_LIMIT: usize = 65_535;
+
+/// Which transport a query came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP (answers bounded by the client's payload size, rate-limited).
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl Transport {
+    fn limit(self, q: &Query) -> usize {
+        match self {
+            Self::Udp => q.udp_limit(),
+            Self::Tcp => TCP_LIMIT,
+        }
+    }
+}
+
+/// What to do with a datagram or TCP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this.
+    Reply(Vec<u8>),
+    /// Send this, and refresh the cache entry in the background (prefetch).
+    ReplyAndPrefetch(Vec<u8>, Query),
+    /// Send nothing.
+    Drop,
+    /// Forward: call [`Resolver::resolve`].
+    Resolve(Query),
+}
+
+/// Counters, exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// UDP queries received.
+    pub udp_queries: AtomicU64,
+    /// TCP queries received.
+    pub tcp_queries: AtomicU64,
+    /// Answered from the cache.
+    pub cache_hits: AtomicU64,
+    /// Not in the cache (forwarded or coalesced).
+    pub cache_misses: AtomicU64,
+    /// Answered from an expired entry (RFC 8767).
+    pub stale_answers: AtomicU64,
+    /// Joined an upstream query already in flight.
+    pub coalesced: AtomicU64,
+    /// Background refreshes started.
+    pub prefetches: AtomicU64,
+    /// Answered by the local zone.
+    pub local_answers: AtomicU64,
+    /// Blocked names.
+    pub blocked: AtomicU64,
+    /// Refused (outside the client networks, or unsupported class/type).
+    pub refused: AtomicU64,
+    /// Dropped by the per-client rate limit.
+    pub rate_limited: AtomicU64,
+    /// Malformed messages (FORMERR or dropped).
+    pub malformed: AtomicU64,
+    /// SERVFAIL sent.
+    pub servfail: AtomicU64,
+    /// Resolutions refused because too many were in flight.
+    pub inflight_full: AtomicU64,
+    /// TCP connections refused at the connection bound.
+    pub tcp_refused: AtomicU64,
+    /// Answers that could not be sent.
+    pub send_errors: AtomicU64,
+}
+
+/// The part of the settings the query path consults; swapped whole on `PUT /config`.
+pub struct Policy {
+    clients: Vec<Ipv4Net>,
+    local: LocalZone,
+    blocklists: Arc<Blocklists>,
+    block_response: BlockResponse,
+    serve_stale: bool,
+    upstreams: Arc<Upstreams>,
+}
+
+impl Policy {
+    /// Builds the policy of a view (reads the block list files).
+    pub fn new(view: &DnsView) -> Result<Self, BlocklistError> {
+        let start = Instant::now();
+        let blocklists = Blocklists::load(&view.dns.blocklists)?;
+        if !view.dns.blocklists.is_empty() {
+            tracing::info!(
+                names = blocklists.len(),
+                skipped_lines = blocklists.skipped_lines,
+                ms = start.elapsed().as_millis() as u64,
+                "block lists loaded"
+            );
+        }
+        Ok(Self {
+            clients: view.clients.clone(),
+            local: LocalZone::new(view),
+            blocklists: Arc::new(blocklists),
+            block_response: view.dns.block_response,
+            serve_stale: view.dns.serve_stale,
+            upstreams: Arc::new(Upstreams::new(&view.dns.upstreams)),
+        })
+    }
+
+    fn allows(&self, client: IpAddr) -> bool {
+        let v4 = match client {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(a) => a.to_ipv4_mapped(),
+        };
+        v4.is_some_and(|a| self.clients.iter().any(|n| n.contains(&a)))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Pending,
+    Answer(Arc<Prepared>),
+    Failed,
+}
+
+/// The resolver: policy, cache, limiter, coalescing table, counters.
+pub struct Resolver {
+    policy: RwLock<Arc<Policy>>,
+    view: RwLock<DnsView>,
+    cache: Mutex<Cache>,
+    limiter: Mutex<RateLimiter>,
+    inflight: Mutex<HashMap<Key, watch::Receiver<Outcome>>>,
+    permits: Arc<Semaphore>,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Resolver {
+    /// A resolver for `view`.
+    pub fn new(view: DnsView) -> Result<Self, BlocklistError> {
+        let policy = Policy::new(&view)?;
+        Ok(Self {
+            cache: Mutex::new(Cache::new(
+                view.dns.cache_entries as usize,
+                usize::try_from(view.dns.cache_bytes).unwrap_or(usize::MAX),
+                view.dns.serve_stale,
+            )),
+            limiter: Mutex::new(RateLimiter::new(view.dns.client_rate_limit)),
+            policy: RwLock::new(Arc::new(policy)),
+            view: RwLock::new(view),
+            inflight: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(MAX_INFLIGHT)),
+            metrics: Metrics::default(),
+        })
+    }
+
+    fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The view in force.
+    pub fn view(&self) -> DnsView {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Applies a new view: new policy (lease names kept), cache emptied, new bounds. On error
+    /// the old view stays.
+    pub fn apply(&self, view: DnsView) -> Result<(), BlocklistError> {
+        let mut policy = Policy::new(&view)?;
+        policy.local.keep_leases_from(&self.policy().local);
+        *lock(&self.cache) = Cache::new(
+            view.dns.cache_entries as usize,
+            usize::try_from(view.dns.cache_bytes).unwrap_or(usize::MAX),
+            view.dns.serve_stale,
+        );
+        *lock(&self.limiter) = RateLimiter::new(view.dns.client_rate_limit);
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
+        Ok(())
+    }
+
+    /// Replaces the DHCP lease names.
+    pub fn set_local_names(&self, names: &LocalNames) -> Result<(), LocalNameError> {
+        let mut guard = self.policy.write().unwrap_or_else(|e| e.into_inner());
+        let old = Arc::clone(&guard);
+        let mut local = old.local.clone();
+        local.set_leases(names)?;
+        *guard = Arc::new(Policy {
+            clients: old.clients.clone(),
+            local,
+            blocklists: Arc::clone(&old.blocklists),
+            block_response: old.block_response,
+            serve_stale: old.serve_stale,
+            upstreams: Arc::clone(&old.upstreams),
+        });
+        Ok(())
+    }
+
+    /// Decides about one message from `src` at `now`, without IO.
+    pub fn decide(&self, packet: &[u8], src: IpAddr, transport: Transport, now: Instant) -> Step {
+        let m = &self.metrics;
+        match transport {
+            Transport::Udp => m.udp_queries.fetch_add(1, Ordering::Relaxed),
+            Transport::Tcp => m.tcp_queries.fetch_add(1, Ordering::Relaxed),
+        };
+        if transport == Transport::Udp && !lock(&self.limiter).allow(src, now) {
+            m.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Step::Drop;
+        }
+        let q = match wire::parse_query(packet) {
+            Ok(q) => q,
+            Err(e) => {
+                m.malformed.fetch_add(1, Ordering::Relaxed);
+                return wire::formerr_for(packet, e).map_or(Step::Drop, Step::Reply);
+            }
+        };
+        let policy = self.policy();
+        let limit = transport.limit(&q);
+        if !policy.allows(src) {
+            m.refused.fetch_add(1, Ordering::Relaxed);
+            return Step::Reply(Reply::new(&q, packet, rcode::REFUSED, false).finish(limit));
+        }
+        // Zone transfers and other classes are not for a home resolver.
+        if q.qclass != wire::CLASS_IN || matches!(q.qtype, 251 | 252) {
+            m.refused.fetch_add(1, Ordering::Relaxed);
+            return Step::Reply(Reply::new(&q, packet, rcode::REFUSED, false).finish(limit));
+        }
+        if let Some(local) = policy.local.lookup(&q.name, q.qtype, src) {
+            m.local_answers.fetch_add(1, Ordering::Relaxed);
+            return Step::Reply(local_reply(&q, packet, &local.answer, &local.zone, limit));
+        }
+        if policy.blocklists.is_blocked(&q.name) {
+            m.blocked.fetch_add(1, Ordering::Relaxed);
+            return Step::Reply(blocked_reply(&q, packet, policy.block_response, limit));
+        }
+        let lookup = lock(&self.cache).get(&q.key(), now);
+        match lookup {
+            Lookup::Fresh {
+                answer,
+                age,
+                remaining,
+            } => {
+                m.cache_hits.fetch_add(1, Ordering::Relaxed);
+                let out = wire::render(&answer, &q, packet, Ttls::Age(age), limit);
+                let ttl = answer.ttl.unwrap_or(0);
+                if ttl >= 10 && remaining.saturating_mul(10) < ttl {
+                    return Step::ReplyAndPrefetch(out, q);
+                }
+                Step::Reply(out)
+            }
+            Lookup::Stale(_) | Lookup::Miss => {
+                m.cache_misses.fetch_add(1, Ordering::Relaxed);
+                Step::Resolve(q)
+            }
+        }
+    }
+
+    /// Starts (or joins) the upstream resolution of `q`'s question.
+    fn refresh(self: &Arc<Self>, q: &Query) -> watch::Receiver<Outcome> {
+        let key = q.key();
+        let mut inflight = lock(&self.inflight);
+        if let Some(rx) = inflight.get(&key) {
+            self.metrics.coalesced.fetch_add(1, Ordering::Relaxed);
+            return rx.clone();
+        }
+        let (tx, rx) = watch::channel(Outcome::Pending);
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            self.metrics.inflight_full.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.send(Outcome::Failed);
+            return rx;
+        };
+        inflight.insert(key.clone(), rx.clone());
+        drop(inflight);
+        let question = Question {
+            name: q.name.clone(),
+            qtype: q.qtype,
+            qclass: q.qclass,
+        };
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let upstreams = Arc::clone(&this.policy().upstreams);
+            let outcome = match upstreams.resolve(&question).await {
+                Ok(raw) => match wire::prepare(&raw) {
+                    Ok(p) => {
+                        let p = Arc::new(p);
+                        lock(&this.cache).insert(key.clone(), Arc::clone(&p), Instant::now());
+                        Outcome::Answer(p)
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "upstream answer unusable");
+                        Outcome::Failed
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, name = %wire::name_to_string(&question.name), "resolution failed");
+                    Outcome::Failed
+                }
+            };
+            lock(&this.inflight).remove(&key);
+            let _ = tx.send(outcome);
+        });
+        rx
+    }
+
+    /// Starts a background refresh (prefetch) unless one is in flight.
+    pub fn prefetch(self: &Arc<Self>, q: &Query) {
+        if !lock(&self.inflight).contains_key(&q.key()) {
+            self.metrics.prefetches.fetch_add(1, Ordering::Relaxed);
+            drop(self.refresh(q));
+        }
+    }
+
+    /// Answers a query the cache could not: forwards (or joins a forward in flight), falls
+    /// back to a stale answer, else SERVFAIL. Never fails.
+    pub async fn resolve(
+        self: &Arc<Self>,
+        q: Query,
+        packet: &[u8],
+        transport: Transport,
+    ) -> Vec<u8> {
+        let limit = transport.limit(&q);
+        let key = q.key();
+        let stale = || match lock(&self.cache).get(&key, Instant::now()) {
+            Lookup::Stale(a) => Some(a),
+            // Refreshed by someone else meanwhile: serve it as it is now.
+            Lookup::Fresh { answer, .. } => Some(answer),
+            Lookup::Miss => None,
+        };
+        let serve_stale = self.policy().serve_stale;
+        let has_stale = serve_stale && stale().is_some();
+        let mut rx = self.refresh(&q);
+        let wait = if has_stale {
+            STALE_AFTER
+        } else {
+            RESOLVE_TIMEOUT
+        };
+        let done =
+            tokio::time::timeout(wait, rx.wait_for(|o| !matches!(o, Outcome::Pending))).await;
+        let outcome = match done {
+            Ok(Ok(o)) => o.clone(),
+            _ => Outcome::Failed,
+        };
+        match outcome {
+            Outcome::Answer(p) => wire::render(&p, &q, packet, Ttls::Age(0), limit),
+            Outcome::Failed | Outcome::Pending => {
+                if serve_stale && let Some(a) = stale() {
+                    self.metrics.stale_answers.fetch_add(1, Ordering::Relaxed);
+                    return wire::render(&a, &q, packet, Ttls::Fixed(STALE_TTL), limit);
+                }
+                self.metrics.servfail.fetch_add(1, Ordering::Relaxed);
+                Reply::new(&q, packet, rcode::SERVFAIL, false).finish(limit)
+            }
+        }
+    }
+
+    /// Drops entries past the stale window.
+    pub fn sweep(&self) {
+        lock(&self.cache).sweep(Instant::now());
+    }
+
+    /// Cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        lock(&self.cache).stats()
+    }
+
+    /// Prometheus text for `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        use std::fmt::Write as _;
+        let m = &self.metrics;
+        let mut out = String::with_capacity(4096);
+        let mut counter = |name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(out, "# HELP roost_dns_{name} {help}");
+            let _ = writeln!(out, "# TYPE roost_dns_{name} counter");
+            let _ = writeln!(out, "roost_dns_{name} {}", v.load(Ordering::Relaxed));
+        };
+        counter("udp_queries_total", "UDP queries received.", &m.udp_queries);
+        counter("tcp_queries_total", "TCP queries received.", &m.tcp_queries);
+        counter(
+            "cache_hits_total",
+            "Queries answered from the cache.",
+            &m.cache_hits,
+        );
+        counter(
+            "cache_misses_total",
+            "Queries not in the cache.",
+            &m.cache_misses,
+        );
+        counter(
+            "stale_answers_total",
+            "Answers served stale (RFC 8767).",
+            &m.stale_answers,
+        );
+        counter(
+            "coalesced_total",
+            "Queries that joined an upstream query in flight.",
+            &m.coalesced,
+        );
+        counter(
+            "prefetches_total",
+            "Background refreshes of popular names.",
+            &m.prefetches,
+        );
+        counter(
+            "local_answers_total",
+            "Queries answered by the local zone.",
+            &m.local_answers,
+        );
+        counter("blocked_total", "Queries for blocked names.", &m.blocked);
+        counter("refused_total", "Queries refused.", &m.refused);
+        counter(
+            "rate_limited_total",
+            "Queries dropped by the per-client rate limit.",
+            &m.rate_limited,
+        );
+        counter("malformed_total", "Malformed messages.", &m.malformed);
+        counter("servfail_total", "SERVFAIL answers.", &m.servfail);
+        counter(
+            "inflight_full_total",
+            "Resolutions refused at the in-flight bound.",
+            &m.inflight_full,
+        );
+        counter(
+            "tcp_refused_total",
+            "TCP connections refused at the connection bound.",
+            &m.tcp_refused,
+        );
+        counter(
+            "send_errors_total",
+            "Answers that could not be sent.",
+            &m.send_errors,
+        );
+        let c = self.cache_stats();
+        let _ = writeln!(
+            out,
+            "# TYPE roost_dns_cache_entries gauge\nroost_dns_cache_entries {}",
+            c.entries
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE roost_dns_cache_bytes gauge\nroost_dns_cache_bytes {}",
+            c.bytes
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE roost_dns_cache_evictions_total counter\nroost_dns_cache_evictions_total {}",
+            c.evictions
+        );
+        let policy = self.policy();
+        let _ = writeln!(
+            out,
+            "# TYPE roost_dns_blocklist_names gauge\nroost_dns_blocklist_names {}",
+            policy.blocklists.len()
+        );
+        let _ = writeln!(out, "# TYPE roost_dns_upstream_queries_total counter");
+        for s in policy.upstreams.servers() {
+            let _ = writeln!(
+                out,
+                "roost_dns_upstream_queries_total{{server=\"{}\"}} {}",
+                s.addr,
+                s.stats.queries.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# TYPE roost_dns_upstream_failures_total counter");
+        for s in policy.upstreams.servers() {
+            let _ = writeln!(
+                out,
+                "roost_dns_upstream_failures_total{{server=\"{}\"}} {}",
+                s.addr,
+                s.stats.failures.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# TYPE roost_dns_upstream_tcp_fallbacks_total counter");
+        for s in policy.upstreams.servers() {
+            let _ = writeln!(
+                out,
+                "roost_dns_upstream_tcp_fallbacks_total{{server=\"{}\"}} {}",
+                s.addr,
+                s.stats.tcp_fallbacks.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# TYPE roost_dns_upstream_latency_seconds summary");
+        for s in policy.upstreams.servers() {
+            let sum = s.stats.latency_us_sum.load(Ordering::Relaxed) as f64 / 1e6;
+            let n = s.stats.answers.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "roost_dns_upstream_latency_seconds_sum{{server=\"{}\"}} {sum}",
+                s.addr
+            );
+            let _ = writeln!(
+                out,
+                "roost_dns_upstream_latency_seconds_count{{server=\"{}\"}} {n}",
+                s.addr
+            );
+        }
+        out
+    }
+
+    /// `/state` as JSON.
+    pub fn state_json(&self) -> serde_json::Value {
+        let policy = self.policy();
+        let upstreams: Vec<serde_json::Value> = policy
+            .upstreams
+            .servers()
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "address": s.addr.to_string(),
+                    "tls_name": s.tls_name,
+                    "healthy": s.healthy(),
+                    "queries": s.stats.queries.load(Ordering::Relaxed),
+                    "failures": s.stats.failures.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "cache": self.cache_stats(),
+            "upstreams": upstreams,
+            "local_names": policy.local.names(),
+            "lease_names": policy.local.lease_names(),
+            "blocklist_names": policy.blocklists.len(),
+        })
+    }
+}
+
+fn local_reply(q: &Query, packet: &[u8], answer: &Local, zone: &[u8], limit: usize) -> Vec<u8> {
+    match answer {
+        Local::Addresses(addrs) => {
+            let mut r = Reply::new(q, packet, rcode::NOERROR, true);
+            for a in addrs {
+                r.address(*a, LOCAL_TTL);
+            }
+            r.finish(limit)
+        }
+        Local::Ptr(names) => {
+            let mut r = Reply::new(q, packet, rcode::NOERROR, true);
+            for n in names {
+                r.answer(wire::TYPE_PTR, LOCAL_TTL, n);
+            }
+            r.finish(limit)
+        }
+        Local::NoData => {
+            let mut r = Reply::new(q, packet, rcode::NOERROR, true);
+            r.soa(zone, LOCAL_TTL);
+            r.finish(limit)
+        }
+        Local::NxDomain => {
+            let mut r = Reply::new(q, packet, rcode::NXDOMAIN, true);
+            r.soa(zone, LOCAL_TTL);
+            r.finish(limit)
+        }
+    }
+}
+
+fn blocked_reply(q: &Query, packet: &[u8], how: BlockResponse, limit: usize) -> Vec<u8> {
+    match how {
+        BlockResponse::Nxdomain => Reply::new(q, packet, rcode::NXDOMAIN, false).finish(limit),
+        BlockResponse::Null => {
+            let mut r = Reply::new(q, packet, rcode::NOERROR, false);
+            match q.qtype {
+                wire::TYPE_A => {
+                    r.answer(wire::TYPE_A, BLOCKED_TTL, &[0; 4]);
+                }
+                wire::TYPE_AAAA => {
+                    r.answer(wire::TYPE_AAAA, BLOCKED_TTL, &[0; 16]);
+                }
+                _ => {}
+            }
+            r.finish(limit)
+        }
+    }
+}
