@@ -169,21 +169,30 @@ pub(crate) fn loopback_view(dir: &Path, upstream: Option<SocketAddr>) -> DnsView
         name: "printer".into(),
         address: "127.0.0.20".parse().unwrap(),
     });
-    DnsView {
-        control: ControlView {
-            listen: SocketAddrV4::new([127, 0, 0, 1].into(), 0),
-            token_file: dir.join("token"),
-        },
-        hostname: "router".into(),
-        domain: "home.arpa".into(),
-        clients: vec!["127.0.0.0/8".parse().unwrap()],
-        zones: vec![ZoneNet {
-            name: "lan".into(),
-            subnet: "127.0.0.0/8".parse().unwrap(),
-            router: "127.0.0.1".parse().unwrap(),
-        }],
-        dns,
-    }
+    // Derived from the example settings rather than built field by field, so the test
+    // follows the view as it grows.
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/roost.toml"
+    ))
+    .unwrap();
+    let mut view = roost_config::Settings::from_toml("roost.toml", &example)
+        .unwrap()
+        .dns_view();
+    view.control = ControlView {
+        listen: SocketAddrV4::new([127, 0, 0, 1].into(), 0),
+        token_file: dir.join("token"),
+    };
+    view.hostname = "router".into();
+    view.domain = "home.arpa".into();
+    view.clients = vec!["127.0.0.0/8".parse().unwrap()];
+    view.zones = vec![ZoneNet {
+        name: "lan".into(),
+        subnet: "127.0.0.0/8".parse().unwrap(),
+        router: "127.0.0.1".parse().unwrap(),
+    }];
+    view.dns = dns;
+    view
 }
 
 impl RoostDns {
