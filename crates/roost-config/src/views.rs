@@ -168,6 +168,40 @@ impl Settings {
             .collect()
     }
 
+    /// The interfaces of `service`'s VM: its service link and, for dhcp, one interface per
+    /// zone with a pool. `None` for the firewall, which addresses its own.
+    pub fn vm_network(&self, service: Service) -> Option<NetworkView> {
+        let link = self.service_link(service)?;
+        let mut interfaces = vec![InterfaceAddress {
+            name: SERVICE_LINK_IFNAME.to_owned(),
+            address: Ipv4Net::new_assert(link.service, 30),
+        }];
+        if service == Service::Dhcp {
+            for (name, zone) in dhcp_zones(&self.zones) {
+                if let Some(pool) = &zone.dhcp {
+                    interfaces.push(InterfaceAddress {
+                        name: name.clone(),
+                        address: Ipv4Net::new_assert(
+                            pool.server_address(zone.router),
+                            zone.subnet.prefix_len(),
+                        ),
+                    });
+                }
+            }
+        }
+        Some(NetworkView {
+            interfaces,
+            gateway: link.firewall,
+        })
+    }
+
+    fn network(&self, service: Service) -> NetworkView {
+        self.vm_network(service).unwrap_or(NetworkView {
+            interfaces: Vec::new(),
+            gateway: Ipv4Addr::UNSPECIFIED,
+        })
+    }
+
     /// The view of `service`, rendered as TOML.
     pub fn render_view(&self, service: Service) -> String {
         match service {
@@ -186,6 +220,7 @@ impl Settings {
         clients.push(self.services.subnet);
         DnsView {
             control: self.control(Service::Dns),
+            network: self.network(Service::Dns),
             hostname: self.router.hostname.clone(),
             domain: self.router.domain.clone(),
             clients,
@@ -214,6 +249,7 @@ impl Settings {
             .collect();
         DhcpView {
             control: self.control(Service::Dhcp),
+            network: self.network(Service::Dhcp),
             domain: self.router.domain.clone(),
             zones,
             reservations: self.dhcp.reservations.clone(),
@@ -365,6 +401,7 @@ impl Settings {
     pub fn mqtt_view(&self) -> MqttView {
         MqttView {
             control: self.control(Service::Mqtt),
+            network: self.network(Service::Mqtt),
             enabled: self.mqtt.enabled,
             zones: self.zone_nets(),
             listeners: self.mqtt.listeners.clone(),
@@ -379,6 +416,7 @@ impl Settings {
     pub fn web_view(&self) -> WebView {
         WebView {
             control: self.control(Service::Web),
+            network: self.network(Service::Web),
             peers: Service::ALL
                 .into_iter()
                 .filter(|s| *s != Service::Web)
@@ -392,6 +430,7 @@ impl Settings {
     pub fn update_view(&self) -> UpdateView {
         UpdateView {
             control: self.control(Service::Update),
+            network: self.network(Service::Update),
             dns_server: self
                 .service_link(Service::Dns)
                 .map_or(Ipv4Addr::UNSPECIFIED, |l| l.service),
@@ -433,6 +472,29 @@ pub trait View: Serialize + DeserializeOwned {
     }
 }
 
+/// The addresses of a service VM's interfaces and its default gateway: applied by the VM's
+/// network step (`roostctl net apply`) and by the lab, so both address VMs the same way. The
+/// firewall has none: it addresses its own interfaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkView {
+    /// Interfaces and their addresses.
+    pub interfaces: Vec<InterfaceAddress>,
+    /// Default gateway: the firewall's end of the service link.
+    pub gateway: Ipv4Addr,
+}
+
+/// One interface's address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceAddress {
+    /// Interface name inside the VM.
+    pub name: String,
+    /// Address with prefix.
+    pub address: Ipv4Net,
+}
+
+/// The service side of every service link is called this inside the service's VM.
+pub const SERVICE_LINK_IFNAME: &str = "svc";
+
 /// Where a daemon's control API listens and the token its callers present.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ControlView {
@@ -469,6 +531,8 @@ pub struct ZoneNet {
 pub struct DnsView {
     /// Control API.
     pub control: ControlView,
+    /// The VM's interfaces and gateway.
+    pub network: NetworkView,
     /// The router's host name, answered with the router address of the asker's zone.
     pub hostname: String,
     /// Local domain; names under it never go upstream.
@@ -513,6 +577,8 @@ pub struct DhcpZoneView {
 pub struct DhcpView {
     /// Control API.
     pub control: ControlView,
+    /// The VM's interfaces and gateway.
+    pub network: NetworkView,
     /// Domain name given to clients.
     pub domain: String,
     /// Zones with a pool.
@@ -646,6 +712,8 @@ impl View for FirewallView {
 pub struct MqttView {
     /// Control API.
     pub control: ControlView,
+    /// The VM's interfaces and gateway.
+    pub network: NetworkView,
     /// Run the broker at all.
     pub enabled: bool,
     /// Zones, to tell which listener rules apply to a client by its source address.
@@ -670,6 +738,8 @@ impl View for MqttView {
 pub struct WebView {
     /// Control API of the web VM itself (health for the update agent).
     pub control: ControlView,
+    /// The VM's interfaces and gateway.
+    pub network: NetworkView,
     /// The daemons the controller pushes settings to.
     pub peers: Vec<PeerView>,
     /// The full settings.
@@ -685,6 +755,8 @@ impl View for WebView {
 pub struct UpdateView {
     /// Control API.
     pub control: ControlView,
+    /// The VM's interfaces and gateway.
+    pub network: NetworkView,
     /// Resolver used to find the repository.
     pub dns_server: Ipv4Addr,
     /// Update settings.

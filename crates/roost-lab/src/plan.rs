@@ -125,8 +125,7 @@ pub fn owned_namespaces(prefix: &str, settings: &Settings) -> Vec<String> {
     plan(prefix, settings).namespaces
 }
 
-/// The service side of every service link is called this inside the service's namespace.
-pub const SERVICE_LINK_IFNAME: &str = "svc";
+pub use roost_config::views::SERVICE_LINK_IFNAME;
 /// The ISP's end of the WAN link.
 pub const ISP_WAN_IFNAME: &str = "isp0";
 /// A client's interface.
@@ -193,16 +192,11 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
             let dhcp = service_netns(prefix, Service::Dhcp);
             veths.push(Veth {
                 a: End {
-                    netns: dhcp.clone(),
+                    netns: dhcp,
                     ifname: dz.interface.clone(),
                 },
                 b: port("dhcp"),
                 bridge: Some(bridge.clone()),
-            });
-            addresses.push(Address {
-                netns: dhcp,
-                ifname: dz.interface.clone(),
-                cidr: Ipv4Net::new_assert(dz.server, zone.subnet.prefix_len()),
             });
         }
         let client = client_netns(prefix, &zone.name);
@@ -232,7 +226,8 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
         });
     }
 
-    // Service links: point to point, the firewall end addressed by the firewall.
+    // Service links: point to point, the firewall end addressed by the firewall. The service
+    // VMs' addresses come from their views' `network`, exactly as a VM applies them.
     for link in &view.links {
         let netns = service_netns(prefix, link.service);
         veths.push(Veth {
@@ -246,15 +241,19 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
             },
             bridge: None,
         });
-        addresses.push(Address {
-            netns: netns.clone(),
-            ifname: SERVICE_LINK_IFNAME.to_owned(),
-            cidr: Ipv4Net::new_assert(link.link.service, 30),
-        });
-        routes.push(Route {
-            netns,
-            via: link.link.firewall,
-        });
+        if let Some(network) = settings.vm_network(link.service) {
+            for iface in network.interfaces {
+                addresses.push(Address {
+                    netns: netns.clone(),
+                    ifname: iface.name,
+                    cidr: iface.address,
+                });
+            }
+            routes.push(Route {
+                netns,
+                via: network.gateway,
+            });
+        }
     }
 
     Plan {

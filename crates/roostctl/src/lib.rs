@@ -5,12 +5,14 @@
 //! - `roostctl config show --service NAME FILE`: the view that service's VM receives.
 //! - `roostctl passwd`: an argon2id PHC hash for `web.admin.password_hash` or an MQTT user.
 //! - `roostctl lab up|status|exec|down`: the whole router in network namespaces (roost-lab).
+//! - `roostctl net apply VIEW`: a service VM's network step at boot (addresses from its view).
 //!
 //! Exit codes: 0 success, 1 the input is invalid (bad settings, unusable password), 2 the
 //! command itself failed (unreadable file, no terminal).
 
 mod config_cmd;
 mod lab_cmd;
+mod net_cmd;
 mod passwd;
 
 use std::path::PathBuf;
@@ -36,6 +38,9 @@ enum Command {
     Passwd,
     /// The whole router in network namespaces on this machine (needs root).
     Lab(lab_cmd::LabArgs),
+    /// A service VM's network step.
+    #[command(subcommand)]
+    Net(NetCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +60,15 @@ enum ConfigCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum NetCommand {
+    /// Address this VM's interfaces and default route from its settings view.
+    Apply {
+        /// The view, e.g. /etc/roost/dns.toml.
+        view: PathBuf,
+    },
+}
+
 fn parse_service(s: &str) -> Result<Service, String> {
     s.parse()
 }
@@ -66,5 +80,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Show { service, file }) => config_cmd::show(&file, service),
         Command::Passwd => passwd::run(),
         Command::Lab(args) => lab_cmd::run(args),
+        Command::Net(NetCommand::Apply { view }) => net_cmd::apply(&view),
     }
 }
