@@ -518,9 +518,15 @@ impl Core {
         if packet.get(236..240) != Some(&MAGIC[..]) {
             return self.drop_packet(Drop::Malformed);
         }
-        let msg = match Message::decode(&mut Decoder::new(packet)) {
-            Ok(m) => m,
-            Err(_) => return self.drop_packet(Drop::Malformed),
+        if !options_well_formed(&packet[MIN_PACKET..]) {
+            return self.drop_packet(Drop::Malformed);
+        }
+        // dhcproto is not written for hostile input (it has debug assertions on option
+        // lengths, found by the fuzzer); a panic in it must cost one packet, not the server.
+        let decoded = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(packet)));
+        let msg = match decoded {
+            Ok(Ok(m)) => m,
+            Ok(Err(_)) | Err(_) => return self.drop_packet(Drop::Malformed),
         };
         if msg.opcode() != Opcode::BootRequest {
             return self.drop_packet(Drop::WrongOpcode);
@@ -969,6 +975,36 @@ impl Core {
             Destination::Broadcast
         };
         Reply { message: msg, to }
+    }
+}
+
+/// Whether the options area is a well-formed TLV list whose fixed-size options have their
+/// size (what dhcproto only checks with debug assertions). Overlong lists, truncated options
+/// and wrong sizes are malformed.
+fn options_well_formed(mut opts: &[u8]) -> bool {
+    loop {
+        match opts {
+            [] | [255, ..] => return true,
+            [0, rest @ ..] => opts = rest,
+            [code, len, rest @ ..] => {
+                let len = usize::from(*len);
+                if rest.len() < len {
+                    return false;
+                }
+                let size_ok = match code {
+                    80 => len == 0,
+                    94 => len == 3,
+                    81 => len >= 3,
+                    152..=155 => len == 4,
+                    _ => true,
+                };
+                if !size_ok {
+                    return false;
+                }
+                opts = &rest[len..];
+            }
+            [_] => return false,
+        }
     }
 }
 
@@ -1714,17 +1750,37 @@ mod tests {
             (Drop::Truncated, 1),
             (Drop::Oversized, 1),
             (Drop::WrongOpcode, 1),
-            (Drop::NoMessageType, 2),
+            (Drop::NoMessageType, 1),
             (Drop::NotEthernet, 1),
             (Drop::UnsupportedType, 1),
             (Drop::NoZone, 1),
         ] {
             assert_eq!(d.get(&why), Some(&n), "{why:?}: {d:?}");
         }
-        // No magic cookie; an option claiming more bytes than follow ends the options, so
-        // that packet counts as having no message type.
-        assert_eq!(d.get(&Drop::Malformed), Some(&1));
+        // No magic cookie, and an option claiming more bytes than follow.
+        assert_eq!(d.get(&Drop::Malformed), Some(&2));
         // And it still serves.
+        assert!(c.handle("lan", &good, T0).reply.is_some());
+    }
+
+    #[test]
+    fn options_with_the_wrong_size_are_malformed_not_a_panic() {
+        // Found by the fuzzer: option 94 must be 3 bytes; dhcproto only debug-asserts it.
+        let mut c = core();
+        let good = Pkt::new(MessageType::Discover, mac(1)).bytes();
+        for bad in [
+            &[94u8, 1, 0][..],
+            &[80, 1, 0],
+            &[81, 1, 0],
+            &[152, 2, 0, 0],
+            &[12, 9, 1],
+        ] {
+            let mut p = good[..240].to_vec();
+            p.extend_from_slice(&[53, 1, 1]);
+            p.extend_from_slice(bad);
+            assert!(c.handle("lan", &p, T0).reply.is_none(), "{bad:?}");
+        }
+        assert_eq!(c.stats().dropped.get(&Drop::Malformed), Some(&5));
         assert!(c.handle("lan", &good, T0).reply.is_some());
     }
 

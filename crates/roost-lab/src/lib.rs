@@ -123,7 +123,7 @@ pub struct LabOptions {
 
 /// The daemons that run as lab daemons so far (`roost-<name> --config FILE`, control API on
 /// their link); the others' namespaces exist and wait for them.
-pub const LAB_DAEMONS: &[Service] = &[Service::Firewall, Service::Dns];
+pub const LAB_DAEMONS: &[Service] = &[Service::Firewall, Service::Dns, Service::Dhcp];
 
 /// How long `up` waits for each daemon's `/health`.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
 
+mod dhcp_tests;
 mod dns_tests;
 mod lab_tests;
 mod policy_tests;
