@@ -10,7 +10,7 @@
     microvm.inputs.nixpkgs.follows = "nixpkgs";
   };
 
-  outputs = { self, nixpkgs, crane, ... }:
+  outputs = { self, nixpkgs, crane, microvm, ... }:
     let
       inherit (nixpkgs) lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
@@ -31,6 +31,9 @@
               (craneLib.fileset.commonCargoSources ./.)
               ./examples
               ./.config/nextest.toml
+              ./nixos-modules
+              ./vm-tests
+              (lib.fileset.fileFilter (f: f.hasExt "nft") ./crates)
             ];
           };
 
@@ -44,6 +47,9 @@
 
           cargoArtifacts = craneLib.buildDepsOnly commonArgs;
 
+          # One NixOS VM test per behaviour, mirroring the lab e2e tests (vm-tests/).
+          vmTests = import ./vm-tests { inherit pkgs; roostModule = self.nixosModules.default; };
+
           crate = name: craneLib.buildPackage (commonArgs // {
             inherit cargoArtifacts;
             pname = name;
@@ -53,14 +59,19 @@
             meta.mainProgram = name;
           });
 
-          packages = {
-            roostctl = crate "roostctl";
-          };
+          packages = lib.genAttrs [
+            "roostctl"
+            "roost-firewall"
+            "roost-dns"
+            "roost-dhcp"
+            "roost-update"
+          ]
+            crate;
         in
         {
           packages = packages // { default = packages.roostctl; };
 
-          checks = packages // {
+          checks = packages // vmTests // {
             clippy = craneLib.cargoClippy (commonArgs // {
               inherit cargoArtifacts;
               cargoClippyExtraArgs = "--all-targets -- --deny warnings";
@@ -93,14 +104,37 @@
       perSystem = forAllSystems workspaceFor;
     in
     {
-      packages = lib.mapAttrs (_: w: w.packages) perSystem;
+      packages = lib.recursiveUpdate (lib.mapAttrs (_: w: w.packages) perSystem) {
+        # The SD-card image of hosts/rpi4: `nix build .#rpi4-image`.
+        aarch64-linux.rpi4-image = self.nixosConfigurations.rpi4.config.system.build.sdImage;
+      };
+
+      nixosModules = {
+        host = ./nixos-modules/host;
+        guest = ./nixos-modules/guest;
+        firewall = ./nixos-modules/firewall;
+        dns = ./nixos-modules/dns;
+        dhcp = ./nixos-modules/dhcp;
+        # The Roost host with microvm.nix and this flake's packages.
+        default = { pkgs, lib, ... }: {
+          imports = [ microvm.nixosModules.host ./nixos-modules/host ];
+          services.roost.packages = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system};
+        };
+      };
+
+      nixosConfigurations = {
+        rpi4 = nixpkgs.lib.nixosSystem { modules = [ self.nixosModules.default ./hosts/rpi4 ]; };
+        x86-vm = nixpkgs.lib.nixosSystem { modules = [ self.nixosModules.default ./hosts/x86-vm ]; };
+      };
       checks = lib.mapAttrs (_: w: w.checks) perSystem;
       devShells = lib.mapAttrs (_: w: { default = w.devShell; }) perSystem;
       formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixpkgs-fmt);
 
-      # Hydra builds every package and check for both systems.
+      # Hydra builds every package and check for both systems, the image, and each host's
+      # toplevel (what `roost-update publish` signs as a generation).
       hydraJobs = {
         inherit (self) packages checks;
+        toplevel = lib.mapAttrs (_: host: host.config.system.build.toplevel) self.nixosConfigurations;
       };
     };
 }

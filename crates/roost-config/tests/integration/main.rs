@@ -4,6 +4,7 @@
 
 mod errors_tests;
 mod example_tests;
+mod nix_tests;
 mod views_tests;
 
 /// A small valid settings file the tests modify.

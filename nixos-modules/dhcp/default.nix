@@ -1,0 +1,21 @@
+# The dhcp VM's guest side: roost-dhcp serves every zone with a pool on that zone's bridge
+# (DHCP needs broadcast) and keeps its lease journal on the VM's state volume. It binds port 67
+# per interface (SO_BINDTODEVICE needs CAP_NET_RAW) and nothing else privileged.
+{ config, lib, ... }:
+let
+  cfg = config.services.roost.dhcp;
+  service = import ../lib/service.nix { inherit lib; };
+in
+{
+  imports = [ ./options.nix ];
+
+  config = lib.mkIf cfg.enable {
+    systemd.services.roost-dhcp = service {
+      name = "dhcp";
+      inherit (cfg) package configFile;
+      description = "Roost DHCP: leases for every zone";
+      capabilities = [ "CAP_NET_BIND_SERVICE" "CAP_NET_RAW" ];
+      needs = [ "roost-net.service" ];
+    };
+  };
+}

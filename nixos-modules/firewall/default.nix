@@ -1,0 +1,30 @@
+# The firewall VM's guest side: roost-firewall owns routing, NAT and the zone policy. It needs
+# CAP_NET_ADMIN (nftables, addresses, routes), CAP_NET_RAW and CAP_NET_BIND_SERVICE (its DHCP
+# client on the WAN), and nothing else.
+{ config, lib, pkgs, ... }:
+let
+  cfg = config.services.roost.firewall;
+  service = import ../lib/service.nix { inherit lib; };
+in
+{
+  imports = [ ./options.nix ];
+
+  config = lib.mkIf cfg.enable {
+    # Forwarding is set here, so the unit can keep ProtectKernelTunables.
+    boot.kernel.sysctl = {
+      "net.ipv4.ip_forward" = 1;
+      "net.ipv4.conf.all.rp_filter" = 1;
+    };
+    # The ruleset is roost-firewall's alone: no NixOS firewall beside it.
+    networking.firewall.enable = false;
+    networking.nftables.enable = false;
+    systemd.services.roost-firewall = service {
+      name = "firewall";
+      inherit (cfg) package configFile;
+      description = "Roost firewall: zones, NAT and port forwards";
+      capabilities = [ "CAP_NET_ADMIN" "CAP_NET_RAW" "CAP_NET_BIND_SERVICE" ];
+      addressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" "AF_PACKET" ];
+      path = [ pkgs.nftables pkgs.iproute2 ];
+    };
+  };
+}

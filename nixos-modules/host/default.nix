@@ -1,0 +1,167 @@
+# The Roost host: a minimal NixOS that runs one microVM per network service and nothing else.
+# Zones are bridges (the untagged zone and VLANs on `lanInterface`); every service VM has its
+# own point-to-point link to the firewall VM (a two-port bridge `ln-<service>`, ADR 0001); the
+# WAN NIC goes to the firewall VM alone (macvtap passthru). The host has no address on any of
+# them. Addresses and policy come from the views roostctl renders (views.nix); this module only
+# wires names.
+{ config, lib, pkgs, ... }:
+let
+  cfg = config.services.roost;
+  zones = cfg.settings.zones;
+  zoneNames = lib.attrNames zones;
+  dhcpZones = lib.attrNames (lib.filterAttrs (_: z: z.dhcp != null) zones);
+  services = lib.attrNames (lib.filterAttrs (_: vm: vm.enable) cfg.vms);
+  linked = lib.filter (s: s != "firewall") services;
+
+  views = import ./views.nix {
+    inherit pkgs services;
+    inherit (cfg) settings;
+    roostctl = cfg.packages.roostctl;
+  };
+
+  # A locally administered MAC per VM interface, stable across rebuilds.
+  mac = id:
+    let
+      h = builtins.hashString "sha256" id;
+      byte = i: builtins.substring (2 * i) 2 h;
+    in
+    "02:${byte 0}:${byte 1}:${byte 2}:${byte 3}:${byte 4}";
+
+  # Each VM's interfaces: the name its view uses -> its tap (host side, at most 15
+  # characters) and the host bridge the tap joins.
+  ports = svc:
+    if svc == "firewall" then
+      lib.genAttrs zoneNames (z: { tap = "fw-${z}"; bridge = "br-${z}"; })
+      // lib.listToAttrs (map (s: lib.nameValuePair "svc-${s}" { tap = "lf-${s}"; bridge = "ln-${s}"; }) linked)
+    else
+      { svc = { tap = "ls-${svc}"; bridge = "ln-${svc}"; }; }
+      // lib.optionalAttrs (svc == "dhcp") (lib.genAttrs dhcpZones (z: { tap = "dh-${z}"; bridge = "br-${z}"; }));
+
+  # Whose control-API tokens each VM holds: its own, and those of the daemons it calls
+  # (the firewall view's `flows`: the web VM calls every daemon, dhcp pushes leases to dns).
+  tokensOf = svc:
+    [ svc ]
+    ++ lib.optionals (svc == "web") services
+    ++ lib.optional (svc == "dhcp" && lib.elem "dns" services) "dns";
+
+  guest = svc: vm: {
+    imports = [ ../guest (../. + "/${svc}") ];
+    services.roost.guest = {
+      service = svc;
+      inherit (cfg.packages) roostctl;
+      view = "${views}/${svc}.toml";
+      interfaces = lib.mapAttrs (name: _: mac "${svc}-${name}") (ports svc)
+        // lib.optionalAttrs (svc == "firewall") { wan = mac "firewall-wan"; };
+      addressesFromView = svc != "firewall";
+    };
+    services.roost.${svc} = {
+      enable = true;
+      package = cfg.packages."roost-${svc}";
+      configFile = "${views}/${svc}.toml";
+    };
+    microvm = {
+      inherit (cfg) hypervisor;
+      inherit (vm) mem vcpu;
+      interfaces = lib.mapAttrsToList (name: p: { type = "tap"; id = p.tap; mac = mac "${svc}-${name}"; }) (ports svc)
+        ++ lib.optional (svc == "firewall") {
+        type = "macvtap";
+        id = "fw-wan";
+        mac = mac "firewall-wan";
+        macvtap = { link = cfg.settings.wan.interface; mode = "passthru"; };
+      };
+      shares = [
+        { proto = "virtiofs"; tag = "ro-store"; source = "/nix/store"; mountPoint = "/nix/.ro-store"; }
+        { proto = "virtiofs"; tag = "tokens"; source = "/var/lib/roost/tokens/${svc}"; mountPoint = "/run/roost/tokens"; }
+      ];
+      volumes = [{ image = "state.img"; mountPoint = "/var/lib"; size = cfg.stateVolumeSize; }];
+    };
+  };
+
+  bridges = map (z: "br-${z}") zoneNames ++ map (s: "ln-${s}") linked;
+  taps = lib.concatMap (svc: lib.attrValues (ports svc)) services;
+  taggedZones = lib.filterAttrs (_: z: z.vlan != null) zones;
+  untaggedZone = lib.findFirst (z: zones.${z}.vlan == null) null zoneNames;
+in
+{
+  imports = [ ./options.nix ./asserts.nix ];
+
+  config = lib.mkIf cfg.enable {
+    # Sized so the default set fits a 2 GB Raspberry Pi 4 with room for the host.
+    services.roost.vms = {
+      firewall.mem = lib.mkDefault 256;
+      dns.mem = lib.mkDefault 256;
+      dhcp.mem = lib.mkDefault 160;
+    };
+
+    microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms);
+    microvm.autostart = services;
+
+    # The host only switches frames; it holds no address on any zone or link.
+    networking.useNetworkd = true;
+    networking.useDHCP = false;
+    networking.firewall.enable = false;
+    systemd.network = {
+      enable = true;
+      netdevs = lib.listToAttrs (map (b: lib.nameValuePair "20-${b}" { netdevConfig = { Kind = "bridge"; Name = b; }; }) bridges)
+        // lib.mapAttrs'
+        (z: zone: lib.nameValuePair "30-vlan-${z}" {
+          netdevConfig = { Kind = "vlan"; Name = "vl-${z}"; };
+          vlanConfig.Id = zone.vlan;
+        })
+        taggedZones;
+      networks = {
+        "10-lan-trunk" = {
+          matchConfig.Name = cfg.lanInterface;
+          networkConfig = {
+            VLAN = map (z: "vl-${z}") (lib.attrNames taggedZones);
+            LinkLocalAddressing = "no";
+          } // lib.optionalAttrs (untaggedZone != null) { Bridge = "br-${untaggedZone}"; };
+        };
+      }
+      // lib.mapAttrs'
+        (z: _: lib.nameValuePair "30-vlan-${z}" {
+          matchConfig.Name = "vl-${z}";
+          networkConfig = { Bridge = "br-${z}"; LinkLocalAddressing = "no"; };
+        })
+        taggedZones
+      // lib.listToAttrs (map
+        (p: lib.nameValuePair "40-${p.tap}" {
+          matchConfig.Name = p.tap;
+          networkConfig = { Bridge = p.bridge; LinkLocalAddressing = "no"; };
+        })
+        taps)
+      // lib.listToAttrs (map
+        (b: lib.nameValuePair "50-${b}" {
+          matchConfig.Name = b;
+          networkConfig = { LinkLocalAddressing = "no"; ConfigureWithoutCarrier = true; };
+        })
+        bridges);
+    };
+
+    # One random token per control-API link, made once and kept; each VM sees only the
+    # tokens it needs (tokensOf), group roost-tokens (gid 900 in every guest).
+    systemd.services.roost-tokens = {
+      description = "Provision the Roost control-API tokens";
+      wantedBy = [ "microvms.target" ];
+      before = map (s: "microvm@${s}.service") services;
+      requiredBy = map (s: "microvm@${s}.service") services;
+      serviceConfig = { Type = "oneshot"; RemainAfterExit = true; UMask = "0077"; };
+      script = ''
+        set -eu
+        store=/var/lib/roost/tokens
+        install -d -m 0700 "$store/all"
+        for svc in ${lib.concatStringsSep " " services}; do
+          if [ ! -s "$store/all/$svc" ]; then
+            head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$store/all/$svc"
+          fi
+        done
+        ${lib.concatMapStrings (svc: ''
+          install -d -m 0750 -g 900 "$store/${svc}"
+          for peer in ${lib.concatStringsSep " " (tokensOf svc)}; do
+            install -m 0640 -g 900 "$store/all/$peer" "$store/${svc}/$peer"
+          done
+        '') services}
+      '';
+    };
+  };
+}

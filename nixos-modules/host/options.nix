@@ -1,0 +1,103 @@
+{ lib, pkgs, ... }:
+let
+  inherit (lib) mkOption mkEnableOption types literalExpression;
+  toml = pkgs.formats.toml { };
+
+  zoneType = types.submodule {
+    freeformType = toml.type;
+    options = {
+      vlan = mkOption {
+        type = types.nullOr types.ints.u16;
+        default = null;
+        description = "802.1Q VLAN id on `services.roost.lanInterface`; null for the one untagged zone.";
+      };
+      dhcp = mkOption {
+        type = types.nullOr toml.type;
+        default = null;
+        description = "The zone's DHCP pool (`pool_start`, `pool_end`, `lease_time`); null for none.";
+      };
+    };
+  };
+
+  vmType = types.submodule {
+    options = {
+      enable = mkEnableOption "this service's microVM" // { default = true; };
+      mem = mkOption {
+        type = types.ints.positive;
+        description = "Guest memory in MiB.";
+      };
+      vcpu = mkOption {
+        type = types.ints.positive;
+        default = 1;
+        description = "Virtual CPUs.";
+      };
+    };
+  };
+in
+{
+  options.services.roost = {
+    enable = mkEnableOption "the Roost router host: one microVM per network service";
+
+    settings = mkOption {
+      description = ''
+        The router's settings, exactly the keys of `roost.toml` (see examples/roost.toml).
+        Rendered to TOML and checked by `roostctl config check` at build time; each VM gets
+        only its part, rendered by `roostctl config show --service NAME`.
+      '';
+      example = literalExpression ''builtins.fromTOML (builtins.readFile ./roost.toml)'';
+      type = types.submodule {
+        freeformType = toml.type;
+        options = {
+          wan = mkOption {
+            description = "The uplink (`[wan]`).";
+            type = types.submodule {
+              freeformType = toml.type;
+              options.interface = mkOption {
+                type = types.str;
+                default = "eth0";
+                description = "The host NIC handed to the firewall VM (macvtap passthru).";
+              };
+            };
+          };
+          zones = mkOption {
+            type = types.attrsOf zoneType;
+            description = "The household zones (`[zones.<name>]`).";
+          };
+        };
+      };
+    };
+
+    packages = mkOption {
+      type = types.attrsOf types.package;
+      description = "roostctl and the roost-<service> daemons, from this flake.";
+    };
+
+    lanInterface = mkOption {
+      type = types.str;
+      example = "end0";
+      description = "The host NIC carrying the household zones: the untagged zone and the VLANs.";
+    };
+
+    hypervisor = mkOption {
+      type = types.enum [ "qemu" "cloud-hypervisor" "firecracker" "crosvm" ];
+      default = "qemu";
+      description = ''
+        The microVM hypervisor. qemu is the safe choice on a Raspberry Pi 4: its GICv2 interrupt
+        controller defeats cloud-hypervisor and firecracker (microvm.nix #69,
+        cloud-hypervisor #6524).
+      '';
+    };
+
+    vms = mkOption {
+      type = types.attrsOf vmType;
+      default = { };
+      description = "Per-service VM sizing and switches, by service name.";
+    };
+
+    stateVolumeSize = mkOption {
+      type = types.ints.positive;
+      default = 256;
+      description = "Size in MiB of each VM's persistent state volume (leases, caches).";
+    };
+  };
+}

@@ -1,0 +1,20 @@
+# The settings, rendered once: roost.toml from `services.roost.settings`, checked by roostctl at
+# build time (a bad setting fails the build with every error and its line), and each service's
+# view rendered by `roostctl config show`. Rust is the one source of truth for what a view holds.
+{ pkgs, roostctl, settings, services }:
+let
+  settingsFile = (pkgs.formats.toml { }).generate "roost.toml" settings;
+in
+pkgs.runCommand "roost-views"
+{
+  nativeBuildInputs = [ roostctl ];
+  inherit services;
+}
+  ''
+    roostctl config check ${settingsFile}
+    mkdir -p $out
+    cp ${settingsFile} $out/roost.toml
+    for service in $services; do
+      roostctl config show --service "$service" ${settingsFile} > "$out/$service.toml"
+    done
+  ''

@@ -1,0 +1,55 @@
+# The systemd unit every Roost daemon runs as inside its VM: least privilege by default, with
+# each daemon naming only the capabilities and address families it needs.
+{ lib }:
+{ name
+, package
+, configFile
+, description
+, capabilities ? [ ]
+, addressFamilies ? [ "AF_INET" "AF_INET6" "AF_UNIX" ]
+, path ? [ ]
+  # Units that must run first, e.g. the VM's network step.
+, needs ? [ ]
+}:
+{
+  inherit description path;
+  wantedBy = [ "multi-user.target" ];
+  after = [ "network-online.target" ] ++ needs;
+  wants = [ "network-online.target" ];
+  requires = needs;
+  environment.RUST_LOG = lib.mkDefault "info";
+  serviceConfig = {
+    ExecStart = "${lib.getExe package} --config ${configFile}";
+    Restart = "on-failure";
+    RestartSec = "2s";
+    DynamicUser = true;
+    # $STATE_DIRECTORY=/var/lib/roost/<name>, on the VM's persistent volume.
+    StateDirectory = "roost/${name}";
+    StateDirectoryMode = "0700";
+    AmbientCapabilities = capabilities;
+    CapabilityBoundingSet = capabilities;
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    RestrictAddressFamilies = addressFamilies;
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    RemoveIPC = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [ "@system-service" "~@privileged @resources" ];
+    UMask = "0077";
+  };
+}

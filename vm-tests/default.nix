@@ -1,0 +1,12 @@
+# Every VM test, collected into the flake's `checks` as vm-<behaviour>. Each file's header says
+# what it verifies and which lab e2e tests it mirrors (crates/roost-lab/tests compares the two).
+{ pkgs, roostModule }:
+let
+  test = file: import file { inherit pkgs roostModule; };
+in
+{
+  vm-nat = test ./nat.nix;
+  vm-isolation = test ./isolation.nix;
+  vm-resolve = test ./resolve.nix;
+  vm-lease = test ./lease.nix;
+}
