@@ -86,6 +86,8 @@
             nextest = craneLib.cargoNextest (commonArgs // {
               inherit cargoArtifacts;
               cargoNextestExtraArgs = "--profile nix";
+              # Real peers the loopback tests start: knot as an upstream, dig and kdig as clients.
+              nativeBuildInputs = commonArgs.nativeBuildInputs ++ [ pkgs.knot-dns pkgs.dig pkgs.python3 ];
             });
           };
 
