@@ -15,8 +15,13 @@ use roost_config::settings::BlockResponse;
 use roost_config::views::DnsView;
 use tokio::sync::{Semaphore, watch};
 
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RecordType};
+
 use crate::blocklist::{BlocklistError, Blocklists};
 use crate::cache::{Cache, CacheStats, Lookup};
+use crate::dnssec::{self, AnchorError, Anchors, Security};
+use crate::tls::TlsConfigError;
 use crate::local::{LOCAL_TTL, Local, LocalNameError, LocalNames, LocalZone};
 use crate::ratelimit::RateLimiter;
 use crate::upstream::{Question, Upstreams};
@@ -35,6 +40,28 @@ pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(6);
 pub const BLOCKED_TTL: u32 = 300;
 /// Largest message over TCP.
 pub const TCP_LIMIT: usize = 65_535;
+/// How long a bogus answer is remembered (answered SERVFAIL without asking again).
+pub const BOGUS_TTL: u32 = 60;
+/// Chain records (DS, DNSKEY) kept at most this long, and this many.
+pub const CHAIN_TTL_MAX: u32 = 3600;
+/// See [`CHAIN_TTL_MAX`].
+pub const CHAIN_ENTRIES: usize = 4096;
+/// Chain fetches one validation may make (a bound against absurd delegation depths).
+pub const MAX_CHAIN_FETCHES: usize = 32;
+
+/// The policy of a view could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A block list.
+    #[error(transparent)]
+    Blocklist(#[from] BlocklistError),
+    /// The TLS settings for DoT upstreams.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// The DNSSEC trust anchor file.
+    #[error(transparent)]
+    TrustAnchor(#[from] AnchorError),
+}
 
 /// Which transport a query came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +123,12 @@ pub struct Metrics {
     pub malformed: AtomicU64,
     /// SERVFAIL sent.
     pub servfail: AtomicU64,
+    /// Answers validated secure.
+    pub dnssec_secure: AtomicU64,
+    /// Answers found insecure (unsigned).
+    pub dnssec_insecure: AtomicU64,
+    /// Answers found bogus.
+    pub dnssec_bogus: AtomicU64,
     /// Resolutions refused because too many were in flight.
     pub inflight_full: AtomicU64,
     /// TCP connections refused at the connection bound.
@@ -112,11 +145,13 @@ pub struct Policy {
     block_response: BlockResponse,
     serve_stale: bool,
     upstreams: Arc<Upstreams>,
+    /// Trust anchors when DNSSEC validation is on.
+    anchors: Option<Arc<Anchors>>,
 }
 
 impl Policy {
-    /// Builds the policy of a view (reads the block list files).
-    pub fn new(view: &DnsView) -> Result<Self, BlocklistError> {
+    /// Builds the policy of a view (reads the block lists, trust anchors and CA file).
+    pub fn new(view: &DnsView) -> Result<Self, PolicyError> {
         let start = Instant::now();
         let blocklists = Blocklists::load(&view.dns.blocklists)?;
         if !view.dns.blocklists.is_empty() {
@@ -127,13 +162,24 @@ impl Policy {
                 "block lists loaded"
             );
         }
+        let tls = if view.dns.upstreams.iter().any(|u| u.tls_name.is_some()) {
+            Some(crate::tls::client_config(view.dns.tls_ca_file.as_deref())?)
+        } else {
+            None
+        };
+        let anchors = match (&view.dns.trust_anchor, view.dns.dnssec) {
+            (_, false) => None,
+            (Some(path), true) => Some(Arc::new(Anchors::from_file(path)?)),
+            (None, true) => Some(Arc::new(Anchors::root())),
+        };
         Ok(Self {
             clients: view.clients.clone(),
             local: LocalZone::new(view),
             blocklists: Arc::new(blocklists),
             block_response: view.dns.block_response,
             serve_stale: view.dns.serve_stale,
-            upstreams: Arc::new(Upstreams::new(&view.dns.upstreams)),
+            upstreams: Arc::new(Upstreams::new(&view.dns.upstreams, tls.as_ref())),
+            anchors,
         })
     }
 
@@ -160,6 +206,8 @@ pub struct Resolver {
     cache: Mutex<Cache>,
     limiter: Mutex<RateLimiter>,
     inflight: Mutex<HashMap<Key, watch::Receiver<Outcome>>>,
+    /// DS and DNSKEY answers for validation, with their expiry.
+    chain: Mutex<HashMap<(Name, RecordType), (Arc<Message>, Instant)>>,
     permits: Arc<Semaphore>,
     /// Counters.
     pub metrics: Metrics,
@@ -171,7 +219,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Resolver {
     /// A resolver for `view`.
-    pub fn new(view: DnsView) -> Result<Self, BlocklistError> {
+    pub fn new(view: DnsView) -> Result<Self, PolicyError> {
         let policy = Policy::new(&view)?;
         Ok(Self {
             cache: Mutex::new(Cache::new(
@@ -183,6 +231,7 @@ impl Resolver {
             policy: RwLock::new(Arc::new(policy)),
             view: RwLock::new(view),
             inflight: Mutex::new(HashMap::new()),
+            chain: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(MAX_INFLIGHT)),
             metrics: Metrics::default(),
         })
@@ -199,7 +248,7 @@ impl Resolver {
 
     /// Applies a new view: new policy (lease names kept), cache emptied, new bounds. On error
     /// the old view stays.
-    pub fn apply(&self, view: DnsView) -> Result<(), BlocklistError> {
+    pub fn apply(&self, view: DnsView) -> Result<(), PolicyError> {
         let mut policy = Policy::new(&view)?;
         policy.local.keep_leases_from(&self.policy().local);
         *lock(&self.cache) = Cache::new(
@@ -208,6 +257,7 @@ impl Resolver {
             view.dns.serve_stale,
         );
         *lock(&self.limiter) = RateLimiter::new(view.dns.client_rate_limit);
+        lock(&self.chain).clear();
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
         Ok(())
@@ -226,6 +276,7 @@ impl Resolver {
             block_response: old.block_response,
             serve_stale: old.serve_stale,
             upstreams: Arc::clone(&old.upstreams),
+            anchors: old.anchors.clone(),
         });
         Ok(())
     }
@@ -275,6 +326,10 @@ impl Resolver {
                 remaining,
             } => {
                 m.cache_hits.fetch_add(1, Ordering::Relaxed);
+                if answer.security == Security::Bogus {
+                    m.servfail.fetch_add(1, Ordering::Relaxed);
+                    return Step::Reply(Reply::new(&q, packet, rcode::SERVFAIL, false).finish(limit));
+                }
                 let out = wire::render(&answer, &q, packet, Ttls::Age(age), limit);
                 let ttl = answer.ttl.unwrap_or(0);
                 if ttl >= 10 && remaining.saturating_mul(10) < ttl {
@@ -289,13 +344,23 @@ impl Resolver {
         }
     }
 
-    /// Starts (or joins) the upstream resolution of `q`'s question.
-    fn refresh(self: &Arc<Self>, q: &Query) -> watch::Receiver<Outcome> {
+    /// Starts (or joins) the upstream resolution of `q`'s question. With `reuse_fresh`, an
+    /// answer cached since the caller's miss is used instead: a resolution that finished
+    /// between that miss and this call must not cause a second upstream query.
+    fn refresh(self: &Arc<Self>, q: &Query, reuse_fresh: bool) -> watch::Receiver<Outcome> {
         let key = q.key();
         let mut inflight = lock(&self.inflight);
         if let Some(rx) = inflight.get(&key) {
             self.metrics.coalesced.fetch_add(1, Ordering::Relaxed);
             return rx.clone();
+        }
+        // The cache is filled before the in-flight entry goes, so under this lock a finished
+        // resolution is visible here.
+        if reuse_fresh
+            && let Lookup::Fresh { answer, .. } = lock(&self.cache).get(&key, Instant::now())
+        {
+            self.metrics.coalesced.fetch_add(1, Ordering::Relaxed);
+            return watch::channel(Outcome::Answer(answer)).1;
         }
         let (tx, rx) = watch::channel(Outcome::Pending);
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
@@ -305,18 +370,37 @@ impl Resolver {
         };
         inflight.insert(key.clone(), rx.clone());
         drop(inflight);
+        let policy = self.policy();
+        let validate = policy.anchors.is_some() && !q.cd();
         let question = Question {
             name: q.name.clone(),
             qtype: q.qtype,
             qclass: q.qclass,
+            dnssec_ok: validate || q.dnssec_ok(),
+            checking_disabled: q.cd(),
         };
+        // Records the client did not ask for come out (RFC 4035 §3.2.1).
+        let strip = question.dnssec_ok && !q.dnssec_ok();
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let _permit = permit;
-            let upstreams = Arc::clone(&this.policy().upstreams);
+            let upstreams = Arc::clone(&policy.upstreams);
             let outcome = match upstreams.resolve(&question).await {
-                Ok(raw) => match wire::prepare(&raw) {
-                    Ok(p) => {
+                Ok(raw) => match wire::prepare_stripped(&raw, strip) {
+                    Ok(mut p) => {
+                        if let Some(anchors) = policy.anchors.as_ref().filter(|_| validate) {
+                            p.security = this.validate(&upstreams, anchors, &question, &raw).await;
+                            let m = &this.metrics;
+                            match p.security {
+                                Security::Secure => &m.dnssec_secure,
+                                Security::Insecure => &m.dnssec_insecure,
+                                _ => &m.dnssec_bogus,
+                            }
+                            .fetch_add(1, Ordering::Relaxed);
+                            if p.security == Security::Bogus {
+                                p.ttl = Some(p.ttl.unwrap_or(BOGUS_TTL).min(BOGUS_TTL));
+                            }
+                        }
                         let p = Arc::new(p);
                         lock(&this.cache).insert(key.clone(), Arc::clone(&p), Instant::now());
                         Outcome::Answer(p)
@@ -337,11 +421,95 @@ impl Resolver {
         rx
     }
 
+    /// Validates an upstream answer: runs [`dnssec::validate`] and fetches the DS and DNSKEY
+    /// sets it asks for (through the chain cache), until it has a verdict. A chain record that
+    /// cannot be fetched makes the answer bogus.
+    async fn validate(
+        &self,
+        upstreams: &Upstreams,
+        anchors: &Anchors,
+        q: &Question,
+        raw: &[u8],
+    ) -> Security {
+        let Ok(answer) = Message::from_vec(raw) else {
+            return Security::Bogus;
+        };
+        let Ok(qname) = Name::from_ascii(wire::name_to_string(&q.name)) else {
+            return Security::Bogus;
+        };
+        let qtype = RecordType::from(q.qtype);
+        let mut fetched: HashMap<(Name, RecordType), Message> = HashMap::new();
+        for _ in 0..=MAX_CHAIN_FETCHES {
+            let now = unix_now();
+            match dnssec::validate(&answer, &qname, qtype, anchors, &fetched, now) {
+                dnssec::Step::Done(security, reason) => {
+                    if security == Security::Bogus {
+                        tracing::info!(name = %qname, qtype = %qtype, reason, "dnssec: bogus answer");
+                    }
+                    return security;
+                }
+                dnssec::Step::Need(name, rtype) => {
+                    let key = (name.to_lowercase(), rtype);
+                    let Some(msg) = self.chain_record(upstreams, &key).await else {
+                        tracing::info!(name = %name, rtype = %rtype, "dnssec: chain record unavailable");
+                        return Security::Bogus;
+                    };
+                    fetched.insert(key, (*msg).clone());
+                }
+            }
+        }
+        Security::Bogus
+    }
+
+    /// A DS or DNSKEY answer from the chain cache, or fetched (DO and CD set: we validate).
+    async fn chain_record(
+        &self,
+        upstreams: &Upstreams,
+        key: &(Name, RecordType),
+    ) -> Option<Arc<Message>> {
+        let now = Instant::now();
+        if let Some((msg, expires)) = lock(&self.chain).get(key)
+            && now < *expires
+        {
+            return Some(Arc::clone(msg));
+        }
+        let name = wire::encode_name(&key.0.to_ascii())?;
+        let question = Question {
+            name: name.iter().map(u8::to_ascii_lowercase).collect(),
+            qtype: u16::from(key.1),
+            qclass: wire::CLASS_IN,
+            dnssec_ok: true,
+            checking_disabled: true,
+        };
+        let raw = upstreams.resolve(&question).await.ok()?;
+        let msg = Arc::new(Message::from_vec(&raw).ok()?);
+        let ttl = msg
+            .answers
+            .iter()
+            .chain(msg.authorities.iter())
+            .map(|r| r.ttl)
+            .min()
+            .unwrap_or(0)
+            .clamp(1, CHAIN_TTL_MAX);
+        let mut chain = lock(&self.chain);
+        if chain.len() >= CHAIN_ENTRIES {
+            chain.retain(|_, (_, e)| now < *e);
+            if chain.len() >= CHAIN_ENTRIES {
+                chain.clear();
+            }
+        }
+        chain.insert(
+            key.clone(),
+            (Arc::clone(&msg), now + Duration::from_secs(u64::from(ttl))),
+        );
+        Some(msg)
+    }
+
     /// Starts a background refresh (prefetch) unless one is in flight.
     pub fn prefetch(self: &Arc<Self>, q: &Query) {
         if !lock(&self.inflight).contains_key(&q.key()) {
             self.metrics.prefetches.fetch_add(1, Ordering::Relaxed);
-            drop(self.refresh(q));
+            drop(self.refresh(q, false));
         }
     }
 
@@ -363,7 +531,7 @@ impl Resolver {
         };
         let serve_stale = self.policy().serve_stale;
         let has_stale = serve_stale && stale().is_some();
-        let mut rx = self.refresh(&q);
+        let mut rx = self.refresh(&q, true);
         let wait = if has_stale {
             STALE_AFTER
         } else {
@@ -376,9 +544,16 @@ impl Resolver {
             _ => Outcome::Failed,
         };
         match outcome {
+            Outcome::Answer(p) if p.security == Security::Bogus => {
+                self.metrics.servfail.fetch_add(1, Ordering::Relaxed);
+                Reply::new(&q, packet, rcode::SERVFAIL, false).finish(limit)
+            }
             Outcome::Answer(p) => wire::render(&p, &q, packet, Ttls::Age(0), limit),
             Outcome::Failed | Outcome::Pending => {
-                if serve_stale && let Some(a) = stale() {
+                if serve_stale
+                    && let Some(a) = stale()
+                    && a.security != Security::Bogus
+                {
                     self.metrics.stale_answers.fetch_add(1, Ordering::Relaxed);
                     return wire::render(&a, &q, packet, Ttls::Fixed(STALE_TTL), limit);
                 }
@@ -449,6 +624,21 @@ impl Resolver {
         );
         counter("malformed_total", "Malformed messages.", &m.malformed);
         counter("servfail_total", "SERVFAIL answers.", &m.servfail);
+        counter(
+            "dnssec_secure_total",
+            "Upstream answers validated secure.",
+            &m.dnssec_secure,
+        );
+        counter(
+            "dnssec_insecure_total",
+            "Upstream answers found unsigned (insecure).",
+            &m.dnssec_insecure,
+        );
+        counter(
+            "dnssec_bogus_total",
+            "Upstream answers found bogus (answered SERVFAIL).",
+            &m.dnssec_bogus,
+        );
         counter(
             "inflight_full_total",
             "Resolutions refused at the in-flight bound.",
@@ -556,6 +746,13 @@ impl Resolver {
             "blocklist_names": policy.blocklists.len(),
         })
     }
+}
+
+/// Seconds since the Unix epoch, for signature validity windows.
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }
 
 fn local_reply(q: &Query, packet: &[u8], answer: &Local, zone: &[u8], limit: usize) -> Vec<u8> {
