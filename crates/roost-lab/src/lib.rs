@@ -123,7 +123,12 @@ pub struct LabOptions {
 
 /// The daemons that run as lab daemons so far (`roost-<name> --config FILE`, control API on
 /// their link); the others' namespaces exist and wait for them.
-pub const LAB_DAEMONS: &[Service] = &[Service::Firewall, Service::Dns, Service::Dhcp];
+pub const LAB_DAEMONS: &[Service] = &[
+    Service::Firewall,
+    Service::Dns,
+    Service::Dhcp,
+    Service::Mqtt,
+];
 
 /// How long `up` waits for each daemon's `/health`.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);

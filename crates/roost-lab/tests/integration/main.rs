@@ -8,6 +8,7 @@ mod dhcp_tests;
 mod dns_tests;
 mod lab_tests;
 mod mirror_tests;
+mod mqtt_tests;
 mod policy_tests;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

@@ -1,0 +1,547 @@
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use roost_config::settings::TlsFiles;
+
+use crate::{Broker, Client, run, user, view};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn users() -> Vec<roost_config::settings::MqttUser> {
+    vec![
+        user("admin", "admin-pw", &["#"], &["#"]),
+        user("plug", "plug-pw", &["sensors/#"], &["cmd/plug/#"]),
+    ]
+}
+
+fn start(tls: Option<TlsFiles>, anonymous: bool) -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let v = view(dir.path(), users(), tls, anonymous);
+    let b = Broker::start(&v, dir.path());
+    (dir, b)
+}
+
+fn base(b: &Broker, user: &str, pw: &str, id: &str, version: &str) -> Vec<String> {
+    [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &b.plain.port().to_string(),
+        "-u",
+        user,
+        "-P",
+        pw,
+        "-i",
+        id,
+        "-V",
+        version,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn sub(b: &Broker, user: &str, pw: &str, id: &str, version: &str, extra: &[&str]) -> Client {
+    let mut args = base(b, user, pw, id, version);
+    args.extend(["-v", "-W", "15"].iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Client::spawn("mosquitto_sub", &args)
+}
+
+fn publish(
+    b: &Broker,
+    user: &str,
+    pw: &str,
+    version: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = base(b, user, pw, &format!("pub-{}", rand_id()), version);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("mosquitto_pub", &args)
+}
+
+fn rand_id() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn mosquitto_clients_publish_and_subscribe_at_qos_0_1_2_in_both_versions() {
+    let (_dir, b) = start(None, false);
+    for version in ["mqttv311", "mqttv5"] {
+        let id = format!("sub-{version}");
+        let s = sub(
+            &b,
+            "admin",
+            "admin-pw",
+            &id,
+            version,
+            &["-t", "t/qos", "-q", "2", "-C", "3"],
+        );
+        b.wait_subscribed(&id, 1);
+        for qos in ["0", "1", "2"] {
+            let o = publish(
+                &b,
+                "admin",
+                "admin-pw",
+                version,
+                &["-t", "t/qos", "-q", qos, "-m", &format!("at-{qos}")],
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let out = s.finish(WAIT);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout(&out),
+            "t/qos at-0\nt/qos at-1\nt/qos at-2\n",
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn retained_message_reaches_a_later_subscriber() {
+    let (_dir, b) = start(None, false);
+    let o = publish(
+        &b,
+        "plug",
+        "plug-pw",
+        "mqttv311",
+        &["-t", "sensors/plug/power", "-r", "-q", "1", "-m", "42"],
+    );
+    assert!(o.status.success());
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "late",
+        "mqttv5",
+        &["-t", "sensors/#", "-C", "1"],
+    );
+    assert_eq!(stdout(&s.finish(WAIT)), "sensors/plug/power 42\n");
+}
+
+#[test]
+fn wrong_password_and_anonymous_clients_are_refused() {
+    let (_dir, b) = start(None, false);
+    for version in ["mqttv311", "mqttv5"] {
+        let o = run(
+            "mosquitto_sub",
+            &base(&b, "plug", "wrong", "x", version)
+                .iter()
+                .map(String::as_str)
+                .chain(["-t", "#", "-C", "1", "-W", "5"])
+                .collect::<Vec<_>>(),
+        );
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+        assert!(
+            err.contains("bad user name or password"),
+            "{version}: {err}"
+        );
+    }
+    let port = b.plain.port().to_string();
+    let o = run(
+        "mosquitto_sub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "#",
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .to_lowercase()
+            .contains("not authori"),
+        "{o:?}"
+    );
+    // Its positive twin: the zone that allows anonymous clients lets them in.
+    let (_dir2, open) = start(None, true);
+    let port = open.plain.port().to_string();
+    let s = Client::spawn(
+        "mosquitto_sub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-i",
+            "anon",
+            "-t",
+            "a",
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ],
+    );
+    open.wait_subscribed("anon", 1);
+    let o = run(
+        "mosquitto_pub",
+        &["-h", "127.0.0.1", "-p", &port, "-t", "a", "-m", "hi"],
+    );
+    assert!(o.status.success());
+    assert_eq!(stdout(&s.finish(WAIT)), "hi\n");
+}
+
+#[test]
+fn forbidden_topics_are_refused() {
+    let (_dir, b) = start(None, false);
+    // Subscribing outside the user's filters: denied (SUBACK 0x80).
+    let o = run(
+        "mosquitto_sub",
+        &base(&b, "plug", "plug-pw", "denied", "mqttv311")
+            .iter()
+            .map(String::as_str)
+            .chain(["-t", "secret/#", "-C", "1", "-W", "5"])
+            .collect::<Vec<_>>(),
+    );
+    // mosquitto_sub says so and exits without a message (its exit code varies by version).
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("denied"),
+        "{o:?}"
+    );
+    assert!(o.stdout.is_empty());
+    // Publishing outside them (and to roost/) is not delivered; inside, it is.
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "watch",
+        "mqttv5",
+        &["-R", "-t", "#", "-t", "roost/test", "-C", "1"],
+    );
+    b.wait_subscribed("watch", 2);
+    for topic in ["secret/x", "roost/test"] {
+        publish(
+            &b,
+            "plug",
+            "plug-pw",
+            "mqttv311",
+            &["-t", topic, "-q", "1", "-m", "no"],
+        );
+    }
+    publish(
+        &b,
+        "plug",
+        "plug-pw",
+        "mqttv311",
+        &["-t", "sensors/ok", "-m", "yes"],
+    );
+    assert_eq!(stdout(&s.finish(WAIT)), "sensors/ok yes\n");
+    assert!(b.get("/metrics").contains("roost_mqtt_denied_total 2"));
+}
+
+#[test]
+fn oversize_message_is_rejected() {
+    let (_dir, b) = start(None, false);
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "big-watch",
+        "mqttv5",
+        &["-t", "sensors/#", "-C", "1"],
+    );
+    b.wait_subscribed("big-watch", 1);
+    let big = "x".repeat(5000);
+    publish(
+        &b,
+        "plug",
+        "plug-pw",
+        "mqttv5",
+        &["-t", "sensors/big", "-m", &big],
+    );
+    publish(
+        &b,
+        "plug",
+        "plug-pw",
+        "mqttv5",
+        &["-t", "sensors/small", "-m", "ok"],
+    );
+    assert_eq!(stdout(&s.finish(WAIT)), "sensors/small ok\n");
+    assert!(b.get("/metrics").contains("roost_mqtt_kicked_total 1"));
+}
+
+#[test]
+fn broker_stays_up_after_garbage_bytes() {
+    let (_dir, b) = start(None, false);
+    let mut junk = Vec::new();
+    for i in 0..65_536u32 {
+        junk.push((i.wrapping_mul(2_654_435_761) >> 13) as u8);
+    }
+    for payload in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &junk,
+        &[0x10, 0xff, 0xff, 0xff, 0xff, 0x7f][..],
+        &[0x10, 0x05, 0, 4, b'M'][..],
+    ] {
+        let mut s = TcpStream::connect(b.plain).unwrap();
+        let _ = s.write_all(payload);
+    }
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "after",
+        "mqttv311",
+        &["-t", "t", "-C", "1"],
+    );
+    b.wait_subscribed("after", 1);
+    publish(
+        &b,
+        "admin",
+        "admin-pw",
+        "mqttv311",
+        &["-t", "t", "-m", "alive"],
+    );
+    assert_eq!(stdout(&s.finish(WAIT)), "t alive\n");
+    assert!(b.get("/health").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn tls_listener_serves_clients_that_trust_the_test_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sh = |args: &[&str]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Roost test CA",
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let tls = TlsFiles {
+        cert: d.join("server.pem"),
+        key: d.join("server.key"),
+    };
+    let v = view(d, users(), Some(tls), false);
+    let b = Broker::start(&v, d);
+    let port = b.tls.unwrap().port().to_string();
+    let ca = d.join("ca.pem").display().to_string();
+    let common = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--cafile",
+        &ca,
+        "-u",
+        "admin",
+        "-P",
+        "admin-pw",
+    ];
+    let s = Client::spawn(
+        "mosquitto_sub",
+        &[
+            &common[..],
+            &[
+                "-i", "tls-sub", "-t", "t", "-C", "1", "-W", "15", "-V", "mqttv5",
+            ],
+        ]
+        .concat(),
+    );
+    b.wait_subscribed("tls-sub", 1);
+    let o = run(
+        "mosquitto_pub",
+        &[&common[..], &["-t", "t", "-m", "over-tls"]].concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&s.finish(WAIT)), "over-tls\n");
+    // A client that does not trust the CA does not get in.
+    let other = d.join("server.pem").display().to_string();
+    let o = run(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--cafile",
+            &other,
+            "-u",
+            "admin",
+            "-P",
+            "admin-pw",
+            "-t",
+            "t",
+            "-m",
+            "x",
+        ],
+    );
+    assert!(!o.status.success());
+}
+
+#[test]
+fn retained_messages_and_persistent_sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = view(dir.path(), users(), None, false);
+    let b = Broker::start(&v, dir.path());
+    // A persistent subscriber (clean session off), then gone.
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "durable",
+        "mqttv311",
+        &["-c", "-q", "1", "-t", "cmd/#", "-C", "1"],
+    );
+    b.wait_subscribed("durable", 1);
+    publish(
+        &b,
+        "admin",
+        "admin-pw",
+        "mqttv311",
+        &["-t", "cmd/first", "-q", "1", "-m", "1"],
+    );
+    assert_eq!(stdout(&s.finish(WAIT)), "cmd/first 1\n");
+    publish(
+        &b,
+        "admin",
+        "admin-pw",
+        "mqttv311",
+        &["-t", "cmd/while-away", "-q", "1", "-m", "queued"],
+    );
+    publish(
+        &b,
+        "admin",
+        "admin-pw",
+        "mqttv5",
+        &["-t", "state/lamp", "-r", "-m", "on"],
+    );
+    b.stop();
+    let b = Broker::start(&v, dir.path());
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "durable",
+        "mqttv311",
+        &["-c", "-q", "1", "-t", "cmd/#", "-C", "1"],
+    );
+    assert_eq!(stdout(&s.finish(WAIT)), "cmd/while-away queued\n");
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "reader",
+        "mqttv5",
+        &["-t", "state/#", "-C", "1"],
+    );
+    assert_eq!(stdout(&s.finish(WAIT)), "state/lamp on\n");
+}
+
+#[test]
+fn control_api_reports_clients_metrics_and_takes_config() {
+    let (dir, b) = start(None, false);
+    let s = sub(
+        &b,
+        "admin",
+        "admin-pw",
+        "watched",
+        "mqttv5",
+        &["-t", "a/#", "-C", "1"],
+    );
+    b.wait_subscribed("watched", 1);
+    let metrics = b.get("/metrics");
+    assert!(metrics.contains("roost_mqtt_connections 1"), "{metrics}");
+    assert!(metrics.contains("roost_mqtt_messages_in_total"));
+    // PUT /config: a new user logs in without a restart.
+    let mut v = view(dir.path(), users(), None, false);
+    v.users
+        .push(crate::user("newcomer", "new-pw", &["a/#"], &[]));
+    // Listener ports are fixed for a running broker: keep the ones it bound.
+    v.listeners[0].port = Some(0);
+    let body = roost_config::View::render(&v);
+    let mut t = TcpStream::connect(b.control).unwrap();
+    write!(t, "PUT /config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", crate::TOKEN, body.len()).unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut t, &mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let o = publish(
+        &b,
+        "newcomer",
+        "new-pw",
+        "mqttv311",
+        &["-t", "a/b", "-m", "hello"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&s.finish(WAIT)), "a/b hello\n");
+}
