@@ -64,6 +64,7 @@
             "roost-firewall"
             "roost-dns"
             "roost-dhcp"
+            "roost-mqtt"
             "roost-update"
           ]
             crate;
@@ -117,6 +118,7 @@
         firewall = ./nixos-modules/firewall;
         dns = ./nixos-modules/dns;
         dhcp = ./nixos-modules/dhcp;
+        mqtt = ./nixos-modules/mqtt;
         # The Roost host with microvm.nix and this flake's packages.
         default = { pkgs, lib, ... }: {
           imports = [ microvm.nixosModules.host ./nixos-modules/host ];

@@ -9,4 +9,5 @@ in
   vm-isolation = test ./isolation.nix;
   vm-resolve = test ./resolve.nix;
   vm-lease = test ./lease.nix;
+  vm-mqtt = test ./mqtt.nix;
 }

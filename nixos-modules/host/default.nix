@@ -91,6 +91,7 @@ in
       firewall.mem = lib.mkDefault 256;
       dns.mem = lib.mkDefault 256;
       dhcp.mem = lib.mkDefault 160;
+      mqtt.mem = lib.mkDefault 192;
     };
 
     microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms);

@@ -1,0 +1,56 @@
+# Verifies the MQTT broker through the router: an IoT sensor publishes to its router address,
+# a LAN dashboard subscribed at its own router address receives it, and a guest cannot even
+# connect (no listener in the guest zone). Users are made the way a user would, with argon2id
+# hashes; the passwords here are test-only.
+# Mirrors: lab_iot_sensor_publishes_and_lan_dashboard_receives_while_guests_cannot_connect
+{ pkgs, roostModule }:
+let
+  nodes = import ./lib.nix { inherit pkgs roostModule; };
+  # argon2id of "sensor-password" and "dashboard-password", made with `roostctl passwd`.
+  hashes = pkgs.runCommand "mqtt-test-hashes" { nativeBuildInputs = [ pkgs.libargon2 ]; } ''
+    mkdir $out
+    printf sensor-password | argon2 sensorsalt0123 -id -e > $out/sensor
+    printf dashboard-password | argon2 dashboardsalt01 -id -e > $out/dashboard
+  '';
+  withMqtt = m: { ... }: {
+    imports = [ m ];
+    environment.systemPackages = [ pkgs.mosquitto ];
+  };
+in
+pkgs.testers.runNixOSTest {
+  name = "vm-mqtt";
+  nodes = {
+    inherit (nodes) isp;
+    router = { ... }: {
+      imports = [ nodes.router ];
+      services.roost.settings.mqtt.users = [
+        { name = "sensor"; password_hash = builtins.readFile "${hashes}/sensor"; publish = [ "sensors/#" ]; }
+        { name = "dashboard"; password_hash = builtins.readFile "${hashes}/dashboard"; subscribe = [ "sensors/#" ]; }
+      ];
+    };
+    lan = withMqtt (nodes.client { address = "192.168.1.99"; });
+    iot = withMqtt (nodes.client { zone = "iot"; address = "192.168.20.99"; });
+    guest = withMqtt (nodes.client { zone = "guest"; address = "192.168.30.99"; });
+  };
+  testScript = ''
+    start_all()
+    router.wait_for_unit("microvms.target")
+    lan.wait_until_succeeds("nc -z -w2 192.168.1.1 1883", timeout=300)
+
+    with subtest("an IoT sensor publishes, a LAN dashboard receives"):
+        lan.succeed(
+            "(mosquitto_sub -h 192.168.1.1 -u dashboard -P dashboard-password -t 'sensors/#' -C 1 -W 90 > /tmp/got) >/dev/null 2>&1 &"
+        )
+        # Publish until the subscriber, which may still be connecting, has it.
+        for _ in range(30):
+            iot.succeed("mosquitto_pub -h 192.168.20.1 -u sensor -P sensor-password -t sensors/temp -m 21.5 -q 1")
+            if lan.execute("grep -q 21.5 /tmp/got")[0] == 0:
+                break
+            lan.sleep(1)
+        else:
+            raise Exception("the dashboard never received the sensor's message")
+
+    with subtest("a guest cannot connect"):
+        guest.fail("nc -z -w2 192.168.30.1 1883")
+  '';
+}
