@@ -192,6 +192,14 @@ pub struct Dns {
     pub recursion: bool,
     /// Validate DNSSEC: AD bit on validated answers, SERVFAIL for bogus ones.
     pub dnssec: bool,
+    /// DNSSEC trust anchors: a file of DNSKEY records (zone-file lines, any owner). Default
+    /// the root zone's KSKs built into the resolver; the lab and tests name a test root here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_anchor: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for DNS-over-TLS upstreams, besides the system
+    /// roots: for a home or test server with its own CA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
     /// Cache size bound, in entries.
     pub cache_entries: u32,
     /// Cache size bound, in bytes.
@@ -214,6 +222,8 @@ impl Default for Dns {
             upstreams: Vec::new(),
             recursion: false,
             dnssec: true,
+            trust_anchor: None,
+            tls_ca_file: None,
             cache_entries: 10_000,
             cache_bytes: 32 << 20,
             serve_stale: true,

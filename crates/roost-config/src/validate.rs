@@ -312,6 +312,14 @@ impl Validator {
                 );
             }
         }
+        for (key, path) in [
+            ("trust_anchor", &dns.trust_anchor),
+            ("tls_ca_file", &dns.tls_ca_file),
+        ] {
+            if path.as_ref().is_some_and(|p| !p.is_absolute()) {
+                self.error(at.key(key), "must be an absolute path");
+            }
+        }
         if dns.cache_entries == 0 || dns.cache_bytes < 4096 {
             self.error(
                 at.key("cache_entries"),

@@ -24,10 +24,12 @@
 pub mod blocklist;
 pub mod cache;
 pub mod control;
+pub mod dnssec;
 pub mod local;
 pub mod ratelimit;
 pub mod resolver;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 pub mod wire;
 
@@ -44,9 +46,9 @@ pub use resolver::Resolver;
 /// Starting or running the resolver failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A block list could not be loaded.
+    /// The settings could not be applied (block list, TLS, trust anchor).
     #[error(transparent)]
-    Blocklist(#[from] blocklist::BlocklistError),
+    Policy(#[from] resolver::PolicyError),
     /// A DNS socket could not be bound.
     #[error("cannot listen for dns on {addr}: {source}")]
     Bind {

@@ -21,9 +21,9 @@ use hickory_proto::rr::{Name, RecordType};
 use crate::blocklist::{BlocklistError, Blocklists};
 use crate::cache::{Cache, CacheStats, Lookup};
 use crate::dnssec::{self, AnchorError, Anchors, Security};
-use crate::tls::TlsConfigError;
 use crate::local::{LOCAL_TTL, Local, LocalNameError, LocalNames, LocalZone};
 use crate::ratelimit::RateLimiter;
+use crate::tls::TlsConfigError;
 use crate::upstream::{Question, Upstreams};
 use crate::wire::{self, Key, Prepared, Query, Reply, Ttls, rcode};
 
@@ -199,6 +199,9 @@ enum Outcome {
     Failed,
 }
 
+/// DS and DNSKEY answers by (name, type), with when they expire.
+type ChainCache = HashMap<(Name, RecordType), (Arc<Message>, Instant)>;
+
 /// The resolver: policy, cache, limiter, coalescing table, counters.
 pub struct Resolver {
     policy: RwLock<Arc<Policy>>,
@@ -207,7 +210,7 @@ pub struct Resolver {
     limiter: Mutex<RateLimiter>,
     inflight: Mutex<HashMap<Key, watch::Receiver<Outcome>>>,
     /// DS and DNSKEY answers for validation, with their expiry.
-    chain: Mutex<HashMap<(Name, RecordType), (Arc<Message>, Instant)>>,
+    chain: Mutex<ChainCache>,
     permits: Arc<Semaphore>,
     /// Counters.
     pub metrics: Metrics,
@@ -328,7 +331,9 @@ impl Resolver {
                 m.cache_hits.fetch_add(1, Ordering::Relaxed);
                 if answer.security == Security::Bogus {
                     m.servfail.fetch_add(1, Ordering::Relaxed);
-                    return Step::Reply(Reply::new(&q, packet, rcode::SERVFAIL, false).finish(limit));
+                    return Step::Reply(
+                        Reply::new(&q, packet, rcode::SERVFAIL, false).finish(limit),
+                    );
                 }
                 let out = wire::render(&answer, &q, packet, Ttls::Age(age), limit);
                 let ttl = answer.ttl.unwrap_or(0);
@@ -434,7 +439,7 @@ impl Resolver {
         let Ok(answer) = Message::from_vec(raw) else {
             return Security::Bogus;
         };
-        let Ok(qname) = Name::from_ascii(wire::name_to_string(&q.name)) else {
+        let Ok(qname) = Name::from_labels(wire::labels(&q.name)) else {
             return Security::Bogus;
         };
         let qtype = RecordType::from(q.qtype);
@@ -473,7 +478,7 @@ impl Resolver {
         {
             return Some(Arc::clone(msg));
         }
-        let name = wire::encode_name(&key.0.to_ascii())?;
+        let name = hickory_proto::serialize::binary::BinEncodable::to_bytes(&key.0).ok()?;
         let question = Question {
             name: name.iter().map(u8::to_ascii_lowercase).collect(),
             qtype: u16::from(key.1),

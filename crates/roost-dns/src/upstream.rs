@@ -1,4 +1,5 @@
-//! Forwarding to upstream servers over UDP, with TCP when an answer is truncated.
+//! Forwarding to upstream servers over UDP, with TCP when an answer is truncated, or over
+//! DNS-over-TLS ([`crate::tls`]) for a server with a `tls_name`.
 //!
 //! Each query gets a fresh UDP socket on a kernel-chosen random port and a random ID, and is
 //! connected to the server, so only that server's packets reach it; an answer must match ID
@@ -10,14 +11,16 @@
 //! (hickory-dns issues #2613, #3435), and its cache cannot serve pre-encoded answers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roost_config::settings::Upstream;
+use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use crate::tls::DotClient;
 use crate::wire;
 
 /// How long one UDP try waits for an answer.
@@ -68,8 +71,10 @@ pub struct ServerStats {
 pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// DNS-over-TLS name, when configured (not yet spoken: such servers are skipped).
+    /// DNS-over-TLS name, when configured.
     pub tls_name: Option<String>,
+    /// The DoT connection, for a server with a `tls_name`.
+    dot: Option<DotClient>,
     health: Mutex<Health>,
     /// Counters.
     pub stats: ServerStats,
@@ -115,22 +120,46 @@ pub struct Question {
     pub qtype: u16,
     /// Class.
     pub qclass: u16,
+    /// Ask for DNSSEC records (DO bit).
+    pub dnssec_ok: bool,
+    /// Ask the upstream not to validate (CD bit).
+    pub checking_disabled: bool,
 }
 
 impl Upstreams {
-    /// From the settings.
-    pub fn new(upstreams: &[Upstream]) -> Self {
-        Self {
-            servers: upstreams
-                .iter()
-                .map(|u| Server {
-                    addr: SocketAddr::new(u.address, u.effective_port()),
+    /// From the settings; `tls` is the client config for servers with a `tls_name` (such a
+    /// server is left out, with an error logged, when it is `None` or the name is invalid).
+    pub fn new(upstreams: &[Upstream], tls: Option<&Arc<ClientConfig>>) -> Self {
+        let servers = upstreams
+            .iter()
+            .filter_map(|u| {
+                let addr = SocketAddr::new(u.address, u.effective_port());
+                let dot = match (&u.tls_name, tls) {
+                    (None, _) => None,
+                    (Some(name), Some(config)) => {
+                        match DotClient::new(addr, name, Arc::clone(config)) {
+                            Ok(c) => Some(c),
+                            Err(e) => {
+                                tracing::error!(server = %addr, error = %e, "upstream left out");
+                                return None;
+                            }
+                        }
+                    }
+                    (Some(_), None) => {
+                        tracing::error!(server = %addr, "no tls settings: upstream left out");
+                        return None;
+                    }
+                };
+                Some(Server {
+                    addr,
                     tls_name: u.tls_name.clone(),
+                    dot,
                     health: Mutex::new(Health::default()),
                     stats: ServerStats::default(),
                 })
-                .collect(),
-        }
+            })
+            .collect();
+        Self { servers }
     }
 
     /// The servers, for metrics and state.
@@ -140,11 +169,7 @@ impl Upstreams {
 
     /// Asks the servers in order until one answers; returns the raw answer.
     pub async fn resolve(&self, q: &Question) -> Result<Vec<u8>, UpstreamError> {
-        let usable: Vec<&Server> = self
-            .servers
-            .iter()
-            .filter(|s| s.tls_name.is_none())
-            .collect();
+        let usable: Vec<&Server> = self.servers.iter().collect();
         if usable.is_empty() {
             return Err(UpstreamError::NoServers);
         }
@@ -179,7 +204,19 @@ impl Upstreams {
 
 async fn exchange(server: &Server, q: &Question) -> Result<Vec<u8>, String> {
     let id: u16 = rand::random();
-    let query = wire::build_query(id, &q.name, q.qtype, q.qclass);
+    let mut query = wire::build_query_do(id, &q.name, q.qtype, q.qclass, q.dnssec_ok);
+    if q.checking_disabled {
+        query[3] |= 0x10;
+    }
+    if let Some(dot) = &server.dot {
+        let (answer, id) = dot.exchange(&query, TCP_TIMEOUT).await?;
+        if !wire::matches_query(&answer, id, &q.name, q.qtype, q.qclass) {
+            server.stats.mismatched.fetch_add(1, Ordering::Relaxed);
+            return Err("dot answer does not match the query".into());
+        }
+        check_answer(&answer)?;
+        return Ok(answer);
+    }
     let answer = udp_exchange(server, &query, id, q).await?;
     let answer = if wire::is_truncated(&answer) {
         server.stats.tcp_fallbacks.fetch_add(1, Ordering::Relaxed);

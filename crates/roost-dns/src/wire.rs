@@ -8,6 +8,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+pub use crate::dnssec::Security;
+
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 12;
 /// RR type of the EDNS OPT pseudo-record.
@@ -22,6 +24,12 @@ pub const TYPE_SOA: u16 = 6;
 pub const TYPE_PTR: u16 = 12;
 /// RR type AAAA.
 pub const TYPE_AAAA: u16 = 28;
+/// RR type RRSIG.
+pub const TYPE_RRSIG: u16 = 46;
+/// RR type NSEC.
+pub const TYPE_NSEC: u16 = 47;
+/// RR type NSEC3.
+pub const TYPE_NSEC3: u16 = 50;
 /// RR type ANY.
 pub const TYPE_ANY: u16 = 255;
 /// Class IN.
@@ -132,17 +140,30 @@ impl Query {
         }
     }
 
-    /// The cache key: name, type, class.
+    /// DNSSEC OK: the client wants RRSIG/NSEC records.
+    pub fn dnssec_ok(&self) -> bool {
+        self.edns.is_some_and(|e| e.dnssec_ok)
+    }
+
+    /// The client set AD (RFC 6840 §5.7: it understands the AD bit).
+    pub fn ad(&self) -> bool {
+        self.flags & FLAG_AD != 0
+    }
+
+    /// The cache key: name, type, class, and the DO and CD bits (answers with DNSSEC records
+    /// and unvalidated answers are stored apart).
     pub fn key(&self) -> Key {
-        let mut k = Vec::with_capacity(self.name.len() + 4);
+        let mut k = Vec::with_capacity(self.name.len() + 5);
         k.extend_from_slice(&self.name);
         k.extend_from_slice(&self.qtype.to_be_bytes());
         k.extend_from_slice(&self.qclass.to_be_bytes());
+        k.push(u8::from(self.dnssec_ok()) | (u8::from(self.cd()) << 1));
         Key(k.into_boxed_slice())
     }
 }
 
-/// A cache and coalescing key: the lowercased wire name, then type and class.
+/// A cache and coalescing key: the lowercased wire name, then type and class, then a byte of
+/// DO (bit 0) and CD (bit 1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key(pub Box<[u8]>);
 
@@ -320,6 +341,8 @@ pub struct Prepared {
     /// NXDOMAIN/NODATA the negative TTL of RFC 2308 §5 (min of the SOA's TTL and MINIMUM);
     /// `None` when it must not be cached (no SOA in a negative answer, other rcodes).
     pub ttl: Option<u32>,
+    /// The DNSSEC verdict: AD when secure (and asked for), SERVFAIL when bogus.
+    pub security: Security,
 }
 
 impl Prepared {
@@ -343,6 +366,12 @@ pub const MAX_NEGATIVE_TTL: u32 = 3 * 3600;
 /// record, zeroes the ID, clears AA (we are a cache) and AD (nothing was validated), and finds
 /// every TTL.
 pub fn prepare(buf: &[u8]) -> Result<Prepared, WireError> {
+    prepare_stripped(buf, false)
+}
+
+/// [`prepare`]; with `strip_dnssec`, RRSIG, NSEC and NSEC3 records are left out unless they
+/// are the type asked for (for clients without DO, RFC 4035 §3.2.1).
+pub fn prepare_stripped(buf: &[u8], strip_dnssec: bool) -> Result<Prepared, WireError> {
     if buf.len() < HEADER_LEN {
         return Err(WireError::Short);
     }
@@ -351,18 +380,21 @@ pub fn prepare(buf: &[u8]) -> Result<Prepared, WireError> {
     let ns = usize::from(u16_at(buf, 8)?);
     let ar = usize::from(u16_at(buf, 10)?);
     let mut pos = HEADER_LEN;
+    let mut qtype = None;
     for _ in 0..qd {
-        pos = skip_name(buf, pos)? + 4;
+        pos = skip_name(buf, pos)?;
+        qtype = qtype.or(u16_at(buf, pos).ok());
+        pos += 4;
     }
     if pos > buf.len() {
         return Err(WireError::Truncated);
     }
+    let mut kept = [0u16; 3];
     let mut out = Vec::with_capacity(buf.len());
     out.extend_from_slice(&buf[..pos]);
     let mut offsets = Vec::with_capacity(an + ns + ar);
     let mut answer_ttl: Option<u32> = None;
     let mut soa_ttl: Option<u32> = None;
-    let mut kept_ar = 0u16;
     for i in 0..an + ns + ar {
         let rr = read_rr(buf, pos)?;
         let in_additional = i >= an + ns;
@@ -370,15 +402,26 @@ pub fn prepare(buf: &[u8]) -> Result<Prepared, WireError> {
             pos = rr.end;
             continue;
         }
+        if strip_dnssec
+            && matches!(rr.rtype, TYPE_RRSIG | TYPE_NSEC | TYPE_NSEC3)
+            && qtype != Some(rr.rtype)
+        {
+            pos = rr.end;
+            continue;
+        }
+        kept[if i < an {
+            0
+        } else if i < an + ns {
+            1
+        } else {
+            2
+        }] += 1;
         let ttl = u32_at(buf, rr.ttl_at)? & 0x7FFF_FFFF; // RFC 2181 §8: top bit set means 0
         if i < an {
             answer_ttl = Some(answer_ttl.map_or(ttl, |t| t.min(ttl)));
         } else if !in_additional && rr.rtype == TYPE_SOA && rr.end >= rr.rdata_at + 4 {
             let minimum = u32_at(buf, rr.end - 4)?;
             soa_ttl = Some(ttl.min(minimum));
-        }
-        if in_additional {
-            kept_ar += 1;
         }
         let ttl_in_out = out.len() + (rr.ttl_at - pos);
         let Ok(off) = u16::try_from(ttl_in_out) else {
@@ -393,7 +436,9 @@ pub fn prepare(buf: &[u8]) -> Result<Prepared, WireError> {
     out[1] = 0;
     let flags = u16_at(buf, 2)? & !(FLAG_AA | FLAG_AD | FLAG_TC);
     out[2..4].copy_from_slice(&flags.to_be_bytes());
-    out[10..12].copy_from_slice(&kept_ar.to_be_bytes());
+    out[6..8].copy_from_slice(&kept[0].to_be_bytes());
+    out[8..10].copy_from_slice(&kept[1].to_be_bytes());
+    out[10..12].copy_from_slice(&kept[2].to_be_bytes());
     let code = (flags & 0x000F) as u8;
     let ttl = match code {
         rcode::NOERROR if an > 0 => answer_ttl.map(|t| t.min(MAX_TTL)),
@@ -405,6 +450,7 @@ pub fn prepare(buf: &[u8]) -> Result<Prepared, WireError> {
         ttl_offsets: offsets.into_boxed_slice(),
         rcode: code,
         ttl,
+        security: Security::Unchecked,
     })
 }
 
@@ -440,10 +486,14 @@ pub fn render(p: &Prepared, q: &Query, query_bytes: &[u8], ttls: Ttls, limit: us
     let mut out = Vec::with_capacity(p.wire.len() + 11);
     out.extend_from_slice(&p.wire);
     out[0..2].copy_from_slice(&q.id.to_be_bytes());
-    let flags = u16_at(&out, 2).unwrap_or(0) & !(FLAG_RD | FLAG_CD)
+    let mut flags = u16_at(&out, 2).unwrap_or(0) & !(FLAG_RD | FLAG_CD)
         | (q.flags & (FLAG_RD | FLAG_CD))
         | FLAG_QR
         | FLAG_RA;
+    // RFC 6840 §5.8: AD only to clients that asked with DO or AD.
+    if p.security == Security::Secure && (q.dnssec_ok() || q.ad()) {
+        flags |= FLAG_AD;
+    }
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     // The stored question has the same length as the client's (same name, any case).
     let qlen = q.question_end - HEADER_LEN;
@@ -696,6 +746,11 @@ pub fn reverse_name_v6(addr: Ipv6Addr) -> Vec<u8> {
 
 /// Builds a query for `name`/`qtype` with ID `id`, RD set, our OPT record (DO clear).
 pub fn build_query(id: u16, name: &[u8], qtype: u16, qclass: u16) -> Vec<u8> {
+    build_query_do(id, name, qtype, qclass, false)
+}
+
+/// [`build_query`] with the DO bit as given (DNSSEC records wanted).
+pub fn build_query_do(id: u16, name: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + name.len() + 15);
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&FLAG_RD.to_be_bytes());
@@ -706,7 +761,7 @@ pub fn build_query(id: u16, name: &[u8], qtype: u16, qclass: u16) -> Vec<u8> {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
     out
 }
 

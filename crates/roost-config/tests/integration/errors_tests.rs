@@ -357,3 +357,21 @@ fn reports_syntax_errors_with_position() {
     assert_eq!(e.diagnostics[0].position.map(|p| p.line), Some(2), "{e}");
     assert!(e.diagnostics[0].message.contains("invalid TOML"), "{e}");
 }
+
+#[test]
+fn reports_relative_trust_anchor_and_tls_ca_paths() {
+    let text = MINIMAL.replace(
+        "upstreams = [{ address = \"198.51.100.53\" }]",
+        "upstreams = [{ address = \"198.51.100.53\" }]\ntrust_anchor = \"anchors.txt\"\ntls_ca_file = \"ca.pem\"",
+    );
+    assert_reports(&text, "dns.trust_anchor", "trust_anchor", "absolute path");
+    assert_reports(&text, "dns.tls_ca_file", "tls_ca_file", "absolute path");
+    let ok = text
+        .replace("\"anchors.txt\"", "\"/etc/roost/anchors.txt\"")
+        .replace("\"ca.pem\"", "\"/etc/roost/ca.pem\"");
+    let s = Settings::from_toml("roost.toml", &ok).unwrap();
+    assert_eq!(
+        s.dns.tls_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/roost/ca.pem"))
+    );
+}

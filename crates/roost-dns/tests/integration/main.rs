@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
 
+mod dnssec_tests;
+mod dot_tests;
 mod resolve_tests;
 
 use std::io::{Read, Write};
@@ -30,7 +32,7 @@ pub(crate) fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1 (for knot, which wants a number).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
