@@ -414,6 +414,8 @@ pub struct Core {
     rate: HashMap<[u8; 6], (u64, u32)>,
     next_sweep: u64,
     stats: Stats,
+    /// A lease with a (possible) name changed since [`Core::take_names_changed`] last asked.
+    names_changed: bool,
 }
 
 /// What the parsed request carries that the decisions need.
@@ -440,6 +442,7 @@ impl Core {
             rate: HashMap::new(),
             next_sweep: 0,
             stats: Stats::default(),
+            names_changed: true,
         }
     }
 
@@ -454,6 +457,72 @@ impl Core {
     pub fn set_config(&mut self, config: Config) {
         self.config = config;
         self.cursor.clear();
+        // Reservations' names may have changed.
+        self.names_changed = true;
+    }
+
+    /// Whether the set of lease names may have changed since the last call (a lease with a
+    /// name, or a reservation with one, was bound, renewed, released or declined, or the
+    /// configuration was replaced). Expiry is not reported here: see [`Core::local_names`].
+    pub fn take_names_changed(&mut self) -> bool {
+        std::mem::take(&mut self.names_changed)
+    }
+
+    /// The name `lease` is published under in the local domain, if any: its reservation's
+    /// `hostname` (which wins over what the client claims), else the client's option 81 or
+    /// option 12 name made one DNS label, unless that is a reserved name of another device.
+    pub fn lease_name(&self, lease: &Lease) -> Option<String> {
+        let own = self.config.reservations.iter().find(|r| {
+            r.ip == lease.ip
+                && r.zone == lease.zone
+                && (r.mac == Some(lease.mac.0)
+                    || r.client_id.as_deref() == Some(&lease.client_id.0[..]))
+        });
+        self.publish_name(own, lease.fqdn.as_deref(), lease.hostname.as_deref())
+    }
+
+    fn publish_name(
+        &self,
+        own: Option<&ReservationConfig>,
+        fqdn: Option<&str>,
+        hostname: Option<&str>,
+    ) -> Option<String> {
+        if let Some(name) = own.and_then(|r| r.hostname.as_deref()).and_then(host_label) {
+            return Some(name);
+        }
+        let claimed = fqdn
+            .and_then(host_label)
+            .or_else(|| hostname.and_then(host_label))?;
+        let reserved = self.config.reservations.iter().any(|r| {
+            !own.is_some_and(|o| std::ptr::eq(o, r))
+                && r.hostname.as_deref().and_then(host_label).as_deref() == Some(&claimed[..])
+        });
+        (!reserved).then_some(claimed)
+    }
+
+    /// The names of the bound, unexpired leases at `now`, sorted by name, each with its
+    /// address (a name claimed by two leases goes to the one acknowledged last), and the next
+    /// time (Unix seconds) one of them expires, when the set changes without a packet.
+    pub fn local_names(&self, now: u64) -> (Vec<(String, Ipv4Addr)>, Option<u64>) {
+        let mut names: BTreeMap<String, &Lease> = BTreeMap::new();
+        let mut next_expiry: Option<u64> = None;
+        for lease in self.leases.values() {
+            if lease.state != LeaseState::Bound || lease.expires <= now {
+                continue;
+            }
+            let Some(name) = self.lease_name(lease) else {
+                continue;
+            };
+            next_expiry = Some(next_expiry.map_or(lease.expires, |e| e.min(lease.expires)));
+            match names.get(&name) {
+                Some(other) if (other.starts, other.ip) > (lease.starts, lease.ip) => {}
+                _ => {
+                    names.insert(name, lease);
+                }
+            }
+        }
+        let names = names.into_iter().map(|(n, l)| (n, l.ip)).collect();
+        (names, next_expiry)
     }
 
     /// The configuration in force.
@@ -477,6 +546,18 @@ impl Core {
     }
 
     fn put(&mut self, lease: Lease) {
+        let named = |l: &Lease| {
+            l.hostname.is_some()
+                || l.fqdn.is_some()
+                || self
+                    .config
+                    .reservations
+                    .iter()
+                    .any(|r| r.ip == l.ip && r.hostname.is_some())
+        };
+        if named(&lease) || self.leases.get(&lease.ip).is_some_and(named) {
+            self.names_changed = true;
+        }
         if let Some(old) = self.leases.get(&lease.ip) {
             let key = (old.zone.clone(), old.client_id.clone());
             if self.by_client.get(&key) == Some(&old.ip) {
@@ -913,6 +994,40 @@ impl Core {
         Reply { message: msg, to }
     }
 
+    /// RFC 4702 §4's answer to option 81. When the lease gets a name, the server publishes
+    /// its A and PTR records itself (through roost-dns): S set, N clear, O set when the client
+    /// had asked to do the A record itself, and the name is the one published,
+    /// `<label>.<domain>`. Otherwise (no valid name, or a reserved one) no records are
+    /// published: S clear, N set, O set when the client had asked for S, its name echoed.
+    fn fqdn_answer(&self, req: &Request<'_>, fqdn: &v4::fqdn::ClientFQDN) -> v4::fqdn::ClientFQDN {
+        let asked = fqdn.flags();
+        let name = self.publish_name(
+            self.reservation_for(req),
+            req.fqdn.as_deref(),
+            req.hostname.as_deref(),
+        );
+        let full = name.and_then(|label| {
+            let text = if self.config.domain.is_empty() {
+                format!("{label}.")
+            } else {
+                format!("{label}.{}.", self.config.domain)
+            };
+            text.parse::<dhcproto::Name>().ok()
+        });
+        let mut answer = fqdn.clone();
+        match full {
+            Some(full) => {
+                answer.set_domain(full);
+                answer.set_flags(asked.set_s(true).set_n(false).set_o(!asked.s()));
+            }
+            None => {
+                answer.set_flags(asked.set_s(false).set_n(true).set_o(asked.s()));
+            }
+        }
+        answer.set_r1(255).set_r2(255);
+        answer
+    }
+
     /// An OFFER or ACK (`with_lease`) or an INFORM's ACK (without).
     fn reply(
         &self,
@@ -958,10 +1073,7 @@ impl Core {
             opts.insert(DhcpOption::BroadcastAddr(zone.subnet.broadcast()));
         }
         if let Some(DhcpOption::ClientFQDN(fqdn)) = req.msg.opts().get(OptionCode::ClientFQDN) {
-            // RFC 4702: answer option 81; this server does no DNS updates itself (N set).
-            let mut answer = fqdn.clone();
-            answer.set_flags(fqdn.flags().set_n(true).set_o(fqdn.flags().s()));
-            opts.insert(DhcpOption::ClientFQDN(answer));
+            opts.insert(DhcpOption::ClientFQDN(self.fqdn_answer(req, fqdn)));
         }
         let giaddr = req.msg.giaddr();
         let ciaddr = req.msg.ciaddr();
@@ -1006,6 +1118,27 @@ fn options_well_formed(mut opts: &[u8]) -> bool {
             [_] => return false,
         }
     }
+}
+
+/// The one DNS label a client's claimed name (option 12 or 81) is published under: the part
+/// before the first dot, lower-cased, spaces and underscores made hyphens; `None` unless it is
+/// then 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen.
+pub fn host_label(claimed: &str) -> Option<String> {
+    let first = claimed.trim().split('.').next()?;
+    let label: String = first
+        .chars()
+        .map(|c| match c {
+            ' ' | '_' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    let valid = (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-');
+    valid.then_some(label)
 }
 
 /// Strips a name to printable ASCII without spaces, at most 253 bytes.
@@ -1642,6 +1775,191 @@ mod tests {
             T0,
         );
         assert_eq!(d.changes[0].fqdn.as_deref(), Some("tv.home.arpa"));
+        // The server publishes the name itself (RFC 4702 §4): S set, N clear, O clear (the
+        // client asked for S), the published name in the answer, RCODEs 255.
+        let Some(DhcpOption::ClientFQDN(answer)) = d
+            .reply
+            .unwrap()
+            .message
+            .opts()
+            .get(OptionCode::ClientFQDN)
+            .cloned()
+        else {
+            panic!("no option 81 in the ack");
+        };
+        let flags = answer.flags();
+        assert!(flags.s() && !flags.n() && !flags.o(), "{flags:?}");
+        assert_eq!(answer.domain().to_string(), "tv.home.arpa.");
+        assert_eq!((answer.r1(), answer.r2()), (255, 255));
+        assert_eq!(c.local_names(T0).0, vec![("tv".to_owned(), a)]);
+    }
+
+    fn fqdn_answer_for(c: &mut Core, m: [u8; 6], name: &str, flags: u8) -> v4::fqdn::ClientFQDN {
+        let labels: Vec<&[u8]> = name
+            .split('.')
+            .filter(|l| !l.is_empty())
+            .map(str::as_bytes)
+            .collect();
+        let name = dhcproto::Name::from_labels(labels).unwrap();
+        let fqdn = v4::fqdn::ClientFQDN::new(v4::fqdn::FqdnFlags::new(flags), name);
+        let d = send(
+            c,
+            "lan",
+            Pkt::new(MessageType::Discover, m).opt(DhcpOption::ClientFQDN(fqdn)),
+            T0,
+        );
+        match d.reply.unwrap().message.opts().get(OptionCode::ClientFQDN) {
+            Some(DhcpOption::ClientFQDN(a)) => a.clone(),
+            other => panic!("no option 81 answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_fqdn_answer_says_who_publishes_the_name() {
+        let mut c = core();
+        // The client wants to do its A record itself (S clear): the server overrides (O set).
+        let a = fqdn_answer_for(&mut c, mac(1), "laptop.example.com.", 0x04);
+        assert!(a.flags().s() && a.flags().o() && !a.flags().n());
+        assert_eq!(
+            a.domain().to_string(),
+            "laptop.home.arpa.",
+            "one label, our domain"
+        );
+        // A name that is no DNS label is not published: S clear, N set, O set (asked S).
+        let a = fqdn_answer_for(&mut c, mac(2), "-bad.", 0x05);
+        assert!(
+            !a.flags().s() && a.flags().o() && a.flags().n(),
+            "{:?}",
+            a.flags()
+        );
+        // A reserved name claimed by another device is not published either.
+        let a = fqdn_answer_for(&mut c, mac(3), "nas.", 0x05);
+        assert!(!a.flags().s() && a.flags().n());
+        // The reserved device gets its reserved name whatever it claims.
+        let a = fqdn_answer_for(&mut c, NAS_MAC, "whatever.", 0x05);
+        assert!(a.flags().s() && !a.flags().n());
+        assert_eq!(a.domain().to_string(), "nas.home.arpa.");
+    }
+
+    /// DISCOVER and REQUEST with option 12 `name`: the bound address.
+    fn bind_named(c: &mut Core, m: [u8; 6], name: &str, now: u64) -> Ipv4Addr {
+        let host = DhcpOption::Hostname(name.to_owned());
+        let d = send(
+            c,
+            "lan",
+            Pkt::new(MessageType::Discover, m).opt(host.clone()),
+            now,
+        );
+        let a = yiaddr(&d);
+        let d = send(
+            c,
+            "lan",
+            Pkt::new(MessageType::Request, m)
+                .requested(a)
+                .server(ip("192.168.1.2"))
+                .opt(host),
+            now,
+        );
+        assert_eq!(kind(&d), Some(MessageType::Ack), "{d:?}");
+        a
+    }
+
+    #[test]
+    fn host_label_makes_one_dns_label_or_none() {
+        assert_eq!(host_label("Laptop").as_deref(), Some("laptop"));
+        assert_eq!(host_label("my_pc").as_deref(), Some("my-pc"));
+        assert_eq!(host_label("tv.home.arpa").as_deref(), Some("tv"));
+        assert_eq!(host_label("phone-2").as_deref(), Some("phone-2"));
+        for bad in ["", ".", "-x", "x-", "bob's", "caf\u{e9}", &"a".repeat(64)] {
+            assert_eq!(host_label(bad), None, "{bad:?}");
+        }
+        assert!(host_label(&"a".repeat(63)).is_some());
+    }
+
+    #[test]
+    fn bound_lease_with_a_hostname_is_a_local_name_until_released() {
+        let mut c = core();
+        assert!(
+            c.take_names_changed(),
+            "a new core pushes its (empty) set once"
+        );
+        assert!(!c.take_names_changed());
+        let a = bind_named(&mut c, mac(1), "Laptop", T0);
+        assert!(c.take_names_changed());
+        let (names, next) = c.local_names(T0);
+        assert_eq!(names, vec![("laptop".to_owned(), a)]);
+        assert_eq!(
+            next,
+            Some(T0 + 3600),
+            "the set changes when the lease expires"
+        );
+        // An unnamed client changes nothing.
+        bind(&mut c, "lan", mac(2), T0);
+        assert!(!c.take_names_changed());
+        send(
+            &mut c,
+            "lan",
+            Pkt::new(MessageType::Release, mac(1)).ciaddr(a),
+            T0 + 5,
+        );
+        assert!(c.take_names_changed());
+        assert_eq!(c.local_names(T0 + 5), (vec![], None));
+    }
+
+    #[test]
+    fn expired_and_declined_leases_lose_their_names() {
+        let mut c = core();
+        let a = bind_named(&mut c, mac(1), "laptop", T0);
+        let b = bind_named(&mut c, mac(2), "phone", T0 + 10);
+        assert_eq!(c.local_names(T0 + 10).0.len(), 2);
+        c.take_names_changed();
+        send(
+            &mut c,
+            "lan",
+            Pkt::new(MessageType::Decline, mac(2))
+                .requested(b)
+                .server(ip("192.168.1.2")),
+            T0 + 20,
+        );
+        assert!(c.take_names_changed());
+        assert_eq!(
+            c.local_names(T0 + 20),
+            (vec![("laptop".to_owned(), a)], Some(T0 + 3600)),
+            "phone declined its address"
+        );
+        assert_eq!(
+            c.local_names(T0 + 3600),
+            (vec![], None),
+            "laptop's lease expired"
+        );
+    }
+
+    #[test]
+    fn reserved_hostname_wins_and_no_other_client_takes_it() {
+        let mut c = core();
+        // The NAS claims another name; its reservation's name wins.
+        let d = send(
+            &mut c,
+            "lan",
+            Pkt::new(MessageType::Request, NAS_MAC)
+                .requested(ip("192.168.1.10"))
+                .opt(DhcpOption::Hostname("diskstation".into())),
+            T0,
+        );
+        assert_eq!(kind(&d), Some(MessageType::Ack));
+        // Another client claims `nas`: it gets an address but not the name.
+        let other = bind_named(&mut c, mac(1), "NAS", T0);
+        let (names, _) = c.local_names(T0);
+        assert_eq!(names, vec![("nas".to_owned(), ip("192.168.1.10"))]);
+        assert!(names.iter().all(|(_, a)| *a != other));
+    }
+
+    #[test]
+    fn name_claimed_twice_goes_to_the_newest_lease() {
+        let mut c = core();
+        bind_named(&mut c, mac(1), "laptop", T0);
+        let newer = bind_named(&mut c, mac(2), "laptop", T0 + 30);
+        assert_eq!(c.local_names(T0 + 30).0, vec![("laptop".to_owned(), newer)]);
     }
 
     #[test]

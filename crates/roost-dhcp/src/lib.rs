@@ -19,10 +19,14 @@
 //! - [`store`]: the append-only, fsynced, CRC-checked lease journal with compaction
 //!   (docs/adr/0004-dhcp-lease-store.md). Every change is durable before its ACK is sent.
 //!
-//! Lease changes are not yet pushed to roost-dns (local host names); that arrives with the dns
-//! daemon.
+//! - [`push`]: lease names to roost-dns (`PUT /local-names` on `DhcpView.dns_peer`), on a
+//!   task of its own: coalesced, retried with backoff, re-pushed for a restarted dns.
+//!
+//! Host names come from option 81 or option 12, made one DNS label ([`core::host_label`]),
+//! or from a reservation's `hostname`, which wins; no client may take a reserved name.
 
 pub mod core;
+pub mod push;
 pub mod server;
 pub mod store;
 
@@ -80,6 +84,17 @@ pub async fn run(view: DhcpView, state_dir: PathBuf) -> Result<(), RunError> {
     for interface in &interfaces {
         shared.serve_interface(interface)?;
     }
+    let pusher = {
+        let source = std::sync::Arc::clone(&shared);
+        push::run(
+            view.dns_peer.clone(),
+            push::Timing::default(),
+            move || source.local_names(),
+            std::sync::Arc::clone(&shared.names_changed),
+            std::sync::Arc::clone(&shared.push),
+        )
+    };
+    tokio::spawn(pusher);
     let token = roost_control::Token::load(&view.control.token_file)?;
     let app = roost_control::router(
         std::sync::Arc::new(server::Dhcp(shared)),

@@ -21,6 +21,7 @@ use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::core::{Config, Core, Destination, Drop, Reply};
+use crate::push::PushStats;
 use crate::store::Store;
 
 /// Most packets decided per journal fsync.
@@ -81,6 +82,10 @@ pub struct Shared {
     unhealthy: Mutex<Option<String>>,
     ifaces: Mutex<Vec<Arc<Iface>>>,
     tx: SyncSender<Packet>,
+    /// Woken when a lease with a name changed (the dns pusher waits on it).
+    pub names_changed: Arc<tokio::sync::Notify>,
+    /// The dns pusher's counters.
+    pub push: Arc<PushStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -123,6 +128,8 @@ impl Shared {
             unhealthy: Mutex::new(None),
             ifaces: Mutex::new(Vec::new()),
             tx,
+            names_changed: Arc::new(tokio::sync::Notify::new()),
+            push: Arc::new(PushStats::default()),
         });
         shared.io.records.store(store.records(), Ordering::Relaxed);
         shared.io.cut_bytes.store(cut_bytes, Ordering::Relaxed);
@@ -197,7 +204,7 @@ impl Shared {
                 }
             }
             let now = unix_now();
-            {
+            let names_changed = {
                 let mut core = lock(&self.core);
                 for p in batch.drain(..) {
                     let d = core.handle(&p.iface.name, &p.bytes, now);
@@ -206,7 +213,8 @@ impl Shared {
                         replies.push((p.iface, r));
                     }
                 }
-            }
+                core.take_names_changed()
+            };
             if !changes.is_empty() {
                 match store.append(&changes) {
                     Ok(()) => {
@@ -225,6 +233,10 @@ impl Shared {
             }
             for (iface, reply) in replies.drain(..) {
                 self.send(&iface, &reply);
+            }
+            if names_changed {
+                // Only a wake-up: the pusher reads the names later, on its own task.
+                self.names_changed.notify_one();
             }
         }
     }
@@ -267,6 +279,11 @@ impl Shared {
         }
     }
 
+    /// The lease names (sorted) and the next expiry of a named lease, at the current time.
+    pub fn local_names(&self) -> (crate::push::Names, Option<u64>) {
+        lock(&self.core).local_names(unix_now())
+    }
+
     /// The state as `/state` shows it.
     pub fn state_json(&self) -> serde_json::Value {
         let now = unix_now();
@@ -277,6 +294,10 @@ impl Shared {
                 let mut v = serde_json::to_value(l).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.insert("active".into(), json!(l.is_active(now)));
+                    // The name it is published under in dns, while bound.
+                    if l.state == crate::core::LeaseState::Bound && l.is_active(now) {
+                        o.insert("name".into(), json!(core.lease_name(l)));
+                    }
                 }
                 v
             })
@@ -301,7 +322,12 @@ impl Shared {
                 })
             })
             .collect();
-        json!({ "now": now, "zones": zones, "leases": leases })
+        let (names, _) = core.local_names(now);
+        let names: Vec<serde_json::Value> = names
+            .into_iter()
+            .map(|(name, address)| json!({ "name": name, "address": address }))
+            .collect();
+        json!({ "now": now, "zones": zones, "leases": leases, "local_names": names })
     }
 
     /// The metrics as `/metrics` shows them.
@@ -363,6 +389,10 @@ impl Shared {
             ("store_compactions_total", "counter", &io.compactions),
             ("store_records", "gauge", &io.records),
             ("store_cut_bytes", "gauge", &io.cut_bytes),
+            ("dns_pushes_total", "counter", &self.push.ok),
+            ("dns_push_failures_total", "counter", &self.push.failed),
+            ("dns_push_failing", "gauge", &self.push.failing),
+            ("dns_names", "gauge", &self.push.names),
         ] {
             let _ = writeln!(out, "# TYPE roost_dhcp_{name} {kind}");
             let _ = writeln!(out, "roost_dhcp_{name} {}", v.load(Ordering::Relaxed));
@@ -380,7 +410,14 @@ impl Shared {
             self.serve_interface(&zone.interface)
                 .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?;
         }
-        lock(&self.core).set_config(config);
+        let names_changed = {
+            let mut core = lock(&self.core);
+            core.set_config(config);
+            core.take_names_changed()
+        };
+        if names_changed {
+            self.names_changed.notify_one();
+        }
         tracing::info!("new config applied; leases kept");
         Ok(())
     }

@@ -5,13 +5,19 @@
 //! - `roostctl config show --service NAME FILE`: the view that service's VM receives.
 //! - `roostctl passwd`: an argon2id PHC hash for `web.admin.password_hash` or an MQTT user.
 //! - `roostctl lab up|status|exec|down`: the whole router in network namespaces (roost-lab).
+//! - `roostctl generations list|status|pin N|unpin|rollback [N]`: the update agent's
+//!   generations, through its control API.
 //! - `roostctl net apply VIEW`: a service VM's network step at boot (addresses from its view).
+//! - `roostctl leases [--url URL --token-file FILE | --settings FILE | --lab [PREFIX]] [--json]`:
+//!   the dhcp daemon's leases from its control API, as a table.
 //!
 //! Exit codes: 0 success, 1 the input is invalid (bad settings, unusable password), 2 the
 //! command itself failed (unreadable file, no terminal).
 
 mod config_cmd;
+mod generations_cmd;
 mod lab_cmd;
+mod leases_cmd;
 mod net_cmd;
 mod passwd;
 
@@ -38,6 +44,10 @@ enum Command {
     Passwd,
     /// The whole router in network namespaces on this machine (needs root).
     Lab(lab_cmd::LabArgs),
+    /// The update agent's generations: list, status, pin, unpin, rollback.
+    Generations(generations_cmd::GenerationsArgs),
+    /// The DHCP leases, from the dhcp daemon's control API.
+    Leases(leases_cmd::LeasesArgs),
     /// A service VM's network step.
     #[command(subcommand)]
     Net(NetCommand),
@@ -80,6 +90,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Show { service, file }) => config_cmd::show(&file, service),
         Command::Passwd => passwd::run(),
         Command::Lab(args) => lab_cmd::run(args),
+        Command::Generations(args) => generations_cmd::run(args),
         Command::Net(NetCommand::Apply { view }) => net_cmd::apply(&view),
+        Command::Leases(args) => leases_cmd::run(args),
     }
 }

@@ -296,3 +296,98 @@ fn lab_dhcp_kill_9_and_up_again_keeps_every_lease() {
     assert_eq!(leases(&t), before, "every lease exactly as before");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `dig +short ARGS` from namespace `ns` (full name).
+fn dig_short(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "dig", "+time=2", "+tries=1", "+short"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Polls `dig` until its answer satisfies `want`, or panics after 15 s.
+fn wait_for_answer(ns: &str, args: &[&str], what: &str, want: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = dig_short(ns, args);
+        if want(&got) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: dig {args:?} says {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn lab_lan_client_host_name_resolves_for_other_clients_until_released() {
+    let t = TestLab::up("dn");
+    let lan = t.lab.netns("client-lan").unwrap();
+    let iot = t.lab.netns("client-iot").unwrap();
+    let dir = std::env::temp_dir().join(format!("roost-lab-dhcp-{lan}"));
+    let (script, out) = capture_script(&dir);
+    // dhclient sends option 12 from its config file.
+    let conf = dir.join("dhclient.conf");
+    std::fs::write(&conf, "send host-name \"laptop\";\n").unwrap();
+    set_mac(&lan, "02:00:00:00:03:01");
+    let dhclient = |flags: &[&str]| {
+        let mut cmd = in_ns(&lan, "dhclient");
+        cmd.args(flags)
+            .arg("-cf")
+            .arg(&conf)
+            .arg("-sf")
+            .arg(&script)
+            .arg("-lf")
+            .arg(dir.join("dhclient.leases"))
+            .arg("-pf")
+            .arg(dir.join("dhclient.pid"))
+            .arg(CLIENT_IFNAME);
+        cmd
+    };
+    check(&mut dhclient(&["-1"]));
+    let bound = last_bound(&out);
+    assert_lan(&bound);
+    let addr = bound.ip.to_string();
+
+    // Another client (IoT, through its own router address) resolves the name and the PTR.
+    wait_for_answer(
+        &iot,
+        &["@192.168.20.1", "laptop.home.arpa"],
+        "laptop's A record",
+        |a| a == addr,
+    );
+    wait_for_answer(
+        &iot,
+        &["@192.168.20.1", "-x", &addr],
+        "laptop's PTR record",
+        |a| a == "laptop.home.arpa.",
+    );
+    // The LAN side sees it too, and /state says under which name it is published.
+    assert_eq!(dig_short(&lan, &["@192.168.1.1", "laptop.home.arpa"]), addr);
+    assert_eq!(lease(&t, bound.ip)["name"], "laptop");
+
+    // Released: the name is gone (NXDOMAIN, no address), and so is the PTR.
+    check(&mut dhclient(&["-r"]));
+    wait_for_answer(
+        &iot,
+        &["@192.168.20.1", "laptop.home.arpa"],
+        "laptop's name after release",
+        str::is_empty,
+    );
+    let status = Command::new("ip")
+        .args(["netns", "exec", &iot, "dig", "+time=2", "+tries=1"])
+        .args(["@192.168.20.1", "laptop.home.arpa"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("status: NXDOMAIN"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    assert_eq!(dig_short(&iot, &["@192.168.20.1", "-x", &addr]), "");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
 
 mod config_tests;
+mod leases_tests;
 mod net_tests;
 mod passwd_tests;
 
