@@ -434,6 +434,12 @@ impl Settings {
             dns_server: self
                 .service_link(Service::Dns)
                 .map_or(Ipv4Addr::UNSPECIFIED, |l| l.service),
+            hostname: self.router.hostname.clone(),
+            peers: Service::ALL
+                .into_iter()
+                .filter(|s| *s != Service::Update)
+                .map(|s| self.peer(s))
+                .collect(),
             update: self.update.clone(),
         }
     }
@@ -759,6 +765,10 @@ pub struct UpdateView {
     pub network: NetworkView,
     /// Resolver used to find the repository.
     pub dns_server: Ipv4Addr,
+    /// The router's host name: generations are published as `<hostname>/<channel>/<N>.json`.
+    pub hostname: String,
+    /// The daemons whose `/health` must pass after a switch, or the agent rolls back.
+    pub peers: Vec<PeerView>,
     /// Update settings.
     pub update: Update,
 }

@@ -178,7 +178,18 @@ impl Default for Limits {
 
 /// The control API of `daemon`: the four routes behind the token and the limits.
 pub fn router<D: Daemon>(daemon: Arc<D>, token: Token, limits: Limits) -> Router {
-    Router::new()
+    router_with(daemon, token, limits, Router::new())
+}
+
+/// [`router`] plus a daemon's own routes (e.g. the update agent's `POST /check`), served behind
+/// the same token and limits. `extra` must not define the four common routes.
+pub fn router_with<D: Daemon>(
+    daemon: Arc<D>,
+    token: Token,
+    limits: Limits,
+    extra: Router<Arc<D>>,
+) -> Router {
+    extra
         .route("/health", get(health::<D>))
         .route("/metrics", get(metrics::<D>))
         .route("/state", get(state::<D>))

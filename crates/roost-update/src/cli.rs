@@ -14,12 +14,24 @@ use url::Url;
 #[derive(Debug, Parser)]
 #[command(version)]
 pub(crate) struct Cli {
+    /// Run the agent with this view (same as `agent --config`; the daemon contract of the lab).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub(crate) command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// The update agent (router): check, fetch, install, switch, health-check, roll back.
+    Agent {
+        /// The settings view, /etc/roost/update.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Platform file: store, profile, restart command, health check commands.
+        #[arg(long, default_value = "/etc/roost/update-system.toml")]
+        system: PathBuf,
+    },
     /// Create or rotate keys and root metadata.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -146,10 +158,27 @@ fn online_keys(dir: &Path) -> OnlineKeys {
     }
 }
 
+async fn agent(config: &Path, system: &Path) -> anyhow::Result<()> {
+    use roost_config::View;
+    let view = roost_config::views::UpdateView::load(config)?;
+    let system = roost_update::agent::system::SystemSettings::load(system)?;
+    let state = std::env::var_os("STATE_DIRECTORY")
+        .map_or_else(|| PathBuf::from("/var/lib/roost/update"), PathBuf::from);
+    roost_update::agent::run(view, system, state).await?;
+    Ok(())
+}
+
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     let expiry = Expiry::default();
-    match cli.command {
+    let command = match (cli.command, cli.config) {
+        (None, Some(config)) => {
+            return agent(&config, Path::new("/etc/roost/update-system.toml")).await;
+        }
+        (Some(command), None) => command,
+        (_, _) => bail!("give a subcommand, or --config FILE to run the agent"),
+    };
+    match command {
         Command::Keys(KeysCommand::Init {
             repo,
             key_dir,
@@ -243,6 +272,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(timestamp = done.timestamp_version, snapshot = ?done.snapshot_version, "refreshed");
         }
         Command::TufClient(args) => tuf_client(args).await?,
+        Command::Agent { config, system } => agent(&config, &system).await?,
     }
     Ok(())
 }

@@ -13,14 +13,18 @@
 //!   validated, never trusted.
 //! - [`client`]: the verifying client the update agent uses: TUF metadata from the pinned root
 //!   (via tough), the newest or pinned generation's manifest, and streaming NAR checks.
+//! - [`agent`]: the update agent in the router's update VM: the update as a sans-IO state
+//!   machine over a durable journal, fetch of the missing store paths, install, switch, health
+//!   checks, rollback, and its control API.
 //! - [`conformance`]: `roost-update tuf-client`, the tuf-conformance client-under-test CLI.
 //!
 //! Runs on the build host (`publish`, `refresh`, `keys`) and, as a library, in the router's
-//! update VM. Listens on no port; talks HTTP(S) to the repository and the binary cache. Files:
+//! update VM. The agent serves its control API on `UpdateView.control.listen` (9100); talks HTTP(S) to the repository and the binary cache. Files:
 //! the repository directory (`metadata/`, `targets/`), key files (never in the repository's
 //! `keys/`, which holds public metadata only), and the client's metadata directory
 //! (`/var/lib/roost/update/tuf/` on the router). Design decisions: docs/adr/0003-update-repository.md.
 
+pub mod agent;
 pub mod client;
 pub mod conformance;
 pub mod keys;

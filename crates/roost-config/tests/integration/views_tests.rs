@@ -97,6 +97,40 @@ fn web_view_holds_the_whole_settings_it_edits() {
 }
 
 #[test]
+fn update_view_names_the_host_and_every_other_daemon_to_health_check() {
+    let s = with_secrets();
+    let view = UpdateView::from_toml("update.toml", &s.render_view(Service::Update)).unwrap();
+    assert_eq!(view.hostname, s.router.hostname);
+    let peers: Vec<Service> = view.peers.iter().map(|p| p.service).collect();
+    assert_eq!(
+        peers,
+        [
+            Service::Firewall,
+            Service::Dns,
+            Service::Dhcp,
+            Service::Mqtt,
+            Service::Web
+        ]
+    );
+    // Each peer is asked on its own control address with its own link's token.
+    let dns = view
+        .peers
+        .iter()
+        .find(|p| p.service == Service::Dns)
+        .unwrap();
+    assert_eq!(
+        dns.url,
+        s.web_view()
+            .peers
+            .iter()
+            .find(|p| p.service == Service::Dns)
+            .unwrap()
+            .url
+    );
+    assert!(dns.token_file.ends_with("dns"));
+}
+
+#[test]
 fn every_view_parses_back_to_itself() {
     let s = with_secrets();
     assert_eq!(

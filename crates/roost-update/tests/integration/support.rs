@@ -227,13 +227,31 @@ impl FileServer {
                     let file = (!rel.split('/').any(|s| s == ".."))
                         .then(|| std::fs::read(root.join(&rel)).ok())
                         .flatten();
-                    let response = match file {
-                        Some(body) => {
+                    // `Range: bytes=N-` (what the agent sends to resume) gets a 206.
+                    let range = head
+                        .lines()
+                        .find_map(|l| {
+                            let l = l.trim_end();
+                            l.to_ascii_lowercase()
+                                .starts_with("range: bytes=")
+                                .then(|| l["range: bytes=".len()..].to_owned())
+                        })
+                        .and_then(|r| {
+                            r.strip_suffix('-')
+                                .and_then(|n| n.trim().parse::<usize>().ok())
+                        });
+                    let response = match (file, range) {
+                        (Some(body), Some(from)) if from < body.len() => {
+                            let mut r = format!("HTTP/1.0 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\nConnection: close\r\n\r\n", body.len() - from, body.len() - 1, body.len()).into_bytes();
+                            r.extend(&body[from..]);
+                            r
+                        }
+                        (Some(body), _) => {
                             let mut r = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
                             r.extend(body);
                             r
                         }
-                        None => b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                        (None, _) => b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
                     };
                     let _ = stream.write_all(&response).await;
                     let _ = stream.shutdown().await;

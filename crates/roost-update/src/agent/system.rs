@@ -1,0 +1,142 @@
+//! The agent's platform settings (`/etc/roost/update-system.toml`, written by the host's Nix
+//! module): where the store and the system profile are, how a service VM is restarted and which
+//! extra health checks run. Apart from the settings view because none of it comes from
+//! `roost.toml`; tests point all of it at a separate store root.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One health check command: healthy when it exits 0 within the deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckCommand {
+    /// Name in `/state` and in the rollback reason (`dns`, `dhcp`, `wan`).
+    pub name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+}
+
+/// Platform settings of the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemSettings {
+    /// The pinned TUF root shipped with the system.
+    pub root: PathBuf,
+    /// Root of a chroot store (`nix --store DIR`, the store then in `DIR/nix/store`); absent
+    /// means the system's store.
+    pub store: Option<PathBuf>,
+    /// The system profile.
+    pub profile: PathBuf,
+    /// Restarts one service VM; `{vm}` is replaced by its name.
+    pub restart: Vec<String>,
+    /// Extra health checks (a DNS answer, a DHCP answer, WAN reachable).
+    pub checks: Vec<CheckCommand>,
+    /// Every check must pass within this many seconds after the switch.
+    pub health_timeout_secs: u64,
+    /// Without an update window: check this often (minutes, jittered by ±10 %).
+    pub check_interval_minutes: u32,
+    /// Directory of the `nix`, `nix-store` and `nix-env` binaries (default: from PATH).
+    pub nix_bin: Option<PathBuf>,
+}
+
+impl Default for SystemSettings {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/etc/roost/update-root.json"),
+            store: None,
+            profile: PathBuf::from("/nix/var/nix/profiles/system"),
+            restart: vec![
+                "systemctl".to_owned(),
+                "restart".to_owned(),
+                "microvm@{vm}.service".to_owned(),
+            ],
+            checks: Vec::new(),
+            health_timeout_secs: 120,
+            check_interval_minutes: 360,
+            nix_bin: None,
+        }
+    }
+}
+
+/// The system file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    /// Unreadable.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why (with the key and line).
+        message: String,
+    },
+}
+
+impl SystemSettings {
+    /// Parses the file's text; `origin` names it in errors.
+    pub fn from_toml(origin: &Path, text: &str) -> Result<Self, SystemError> {
+        let s: Self = toml::from_str(text).map_err(|e| SystemError::Invalid {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        if s.restart.is_empty() {
+            return Err(SystemError::Invalid {
+                path: origin.to_owned(),
+                message: "restart: needs at least a program".to_owned(),
+            });
+        }
+        if let Some(c) = s.checks.iter().find(|c| c.command.is_empty()) {
+            return Err(SystemError::Invalid {
+                path: origin.to_owned(),
+                message: format!("checks: {} has an empty command", c.name),
+            });
+        }
+        Ok(s)
+    }
+
+    /// Reads the file; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<Self, SystemError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_toml(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(SystemError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The health deadline.
+    pub fn health_timeout(&self) -> Duration {
+        Duration::from_secs(self.health_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_file_defaults_to_the_real_system_and_rejects_unknown_keys() {
+        let s = SystemSettings::from_toml(Path::new("s.toml"), "").unwrap();
+        assert_eq!(s.profile, PathBuf::from("/nix/var/nix/profiles/system"));
+        assert!(s.store.is_none());
+        let err = SystemSettings::from_toml(Path::new("s.toml"), "profle = \"/x\"\n").unwrap_err();
+        assert!(err.to_string().contains("profle"), "{err}");
+        let s = SystemSettings::from_toml(
+            Path::new("s.toml"),
+            "store = \"/tmp/r\"\n[[checks]]\nname = \"dns\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.checks[0].name, "dns");
+    }
+}
