@@ -58,6 +58,42 @@ pub(crate) fn http_server_script(dir: &Path) -> Result<PathBuf, LabError> {
     Ok(script)
 }
 
+/// The lab root's DNSKEY, the trust anchor the lab gives roost-dns.
+pub(crate) fn trust_anchor(dir: &Path) -> PathBuf {
+    dir.join("root.key")
+}
+
+fn keymgr(conf: &Path, args: &[&str]) -> Result<String, LabError> {
+    let mut all = vec!["-c", conf.to_str().unwrap_or_default()];
+    all.extend_from_slice(args);
+    crate::netns::run("keymgr", &all)
+}
+
+/// Makes the signing keys of `.` and the test zone (once), writes the root zone with the test
+/// zone's DS, and the trust anchor. Run before knot starts; `servers` wrote the config.
+pub(crate) fn sign_zones(dir: &Path) -> Result<(), LabError> {
+    let conf = dir.join("knot.conf");
+    let zone = format!("{}.", isp::ZONE);
+    for z in [".", zone.as_str()] {
+        if keymgr(&conf, &[z, "list"])?.trim().is_empty() {
+            keymgr(
+                &conf,
+                &[z, "generate", "algorithm=13", "ksk=yes", "zsk=yes"],
+            )?;
+        }
+    }
+    let ds = keymgr(&conf, &[&zone, "ds"])?;
+    let ds = ds.lines().next().unwrap_or_default();
+    let root = format!(
+        "$ORIGIN .\n$TTL 300\n@ SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 300\n\
+         @ NS ns.{z}.\n{z}. NS ns.{z}.\nns.{z}. A {dns}\n{ds}\n",
+        z = isp::ZONE,
+        dns = isp::DNS,
+    );
+    write(&dir.join("root.zone"), &root)?;
+    write(&trust_anchor(dir), &keymgr(&conf, &[".", "dnskey"])?)
+}
+
 /// Writes the servers' files under `dir` and returns how to start each.
 pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
     fs::create_dir_all(dir.join("knot")).map_err(|source| LabError::Io {
@@ -96,10 +132,15 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
         let _ = writeln!(zone, "{name}. A {addr}");
     }
     write(&dir.join(format!("{}.zone", isp::ZONE)), &zone)?;
+    // The lab's Internet has a root of its own: `.` delegating isp.test, both signed with
+    // keys the lab makes (knot's manual policy), so a validating resolver has a chain of
+    // trust from the lab's trust anchor (`root.key`) and never needs the real root.
     let knot_conf = format!(
         "server:\n    listen: {dns}@53\n    rundir: {run}\n\ndatabase:\n    storage: {run}\n\n\
-         template:\n  - id: default\n    storage: {dir}\n    semantic-checks: on\n\n\
-         zone:\n  - domain: {zone}\n    file: {zone}.zone\n",
+         policy:\n  - id: manual\n    manual: on\n\n\
+         template:\n  - id: default\n    storage: {dir}\n    semantic-checks: on\n    \
+         dnssec-signing: on\n    dnssec-policy: manual\n\n\
+         zone:\n  - domain: .\n    file: root.zone\n  - domain: {zone}\n    file: {zone}.zone\n",
         dns = isp::DNS,
         run = dir.join("knot").display(),
         dir = dir.display(),
@@ -109,7 +150,11 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
     write(&conf_path, &knot_conf)?;
     let dns = IspServer {
         name: "dns",
-        description: format!("knot: authoritative for {} on {}:53", isp::ZONE, isp::DNS),
+        description: format!(
+            "knot: authoritative for the lab's root and {}, both signed, on {}:53",
+            isp::ZONE,
+            isp::DNS
+        ),
         program: "knotd".into(),
         args: vec!["--config".into(), conf_path.display().to_string()],
     };

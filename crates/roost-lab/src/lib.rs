@@ -205,8 +205,14 @@ impl Lab {
     /// Loads the settings and plans the instance; nothing is changed yet.
     pub fn new(opts: LabOptions) -> Result<Self, LabError> {
         let mut settings = Settings::load(&opts.settings)?;
-        // The lab's tokens live in its state directory, not in the router's /run.
+        let opts = LabOptions {
+            state_dir: std::path::absolute(&opts.state_dir).unwrap_or(opts.state_dir),
+            ..opts
+        };
+        // The lab's tokens live in its state directory, not in the router's /run; its
+        // resolver trusts the lab's own root (isp.rs), not the real one.
         settings.services.token_dir = opts.state_dir.join("tokens");
+        settings.dns.trust_anchor = Some(isp::trust_anchor(&opts.state_dir.join("isp")));
         let plan = plan::plan(&opts.prefix, &settings);
         Ok(Self {
             opts,
@@ -284,7 +290,9 @@ impl Lab {
 
         // The ISP first (the firewall asks its DHCP server for the WAN address), then the
         // daemons in start order.
-        for server in isp::servers(&self.path("isp"))? {
+        let servers = isp::servers(&self.path("isp"))?;
+        isp::sign_zones(&self.path("isp"))?;
+        for server in servers {
             let name = format!("isp-{}", server.name);
             let program = find_program(&server.program);
             self.ensure_process(

@@ -76,6 +76,16 @@ fn lab_lan_and_iot_clients_resolve_isp_names_through_their_router_address() {
         &["@192.168.1.1", "+short", "www.isp.test"],
     );
     assert_eq!(lan.trim(), www, "lan client");
+    // Validated from the lab's own signed root: the AD bit.
+    let full = dig_in(
+        &t,
+        "client-lan",
+        &["@192.168.1.1", "+dnssec", "www.isp.test"],
+    );
+    assert!(
+        full.contains(" ad;") || full.contains(" ad "),
+        "no AD bit:\n{full}"
+    );
     let iot = dig_in(
         &t,
         "client-iot",
