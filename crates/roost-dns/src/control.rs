@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use roost_config::View;
@@ -16,9 +15,6 @@ use roost_control::{ConfigRejected, Daemon, Limits, Token};
 
 use crate::local::LocalNames;
 use crate::resolver::Resolver;
-
-/// Largest `PUT /local-names` body.
-const LOCAL_NAMES_BODY: usize = 1 << 20;
 
 /// The daemon behind the control API.
 pub struct Control {
@@ -53,42 +49,20 @@ impl Daemon for Control {
     }
 }
 
-/// The whole control API.
+/// The whole control API: the common routes plus `PUT /local-names`, all behind the token
+/// and roost-control's limits (1 MiB bodies).
 pub fn app(resolver: Arc<Resolver>, token: Token) -> Router {
-    let control = Arc::new(Control {
-        resolver: Arc::clone(&resolver),
-    });
-    let base = roost_control::router(control, token.clone(), Limits::default());
-    let extra = Router::new()
-        .route("/local-names", put(put_local_names))
-        .with_state(resolver)
-        .layer(middleware::from_fn_with_state(token, require_token))
-        .layer(axum::extract::DefaultBodyLimit::max(LOCAL_NAMES_BODY));
-    base.merge(extra)
+    let control = Arc::new(Control { resolver });
+    let extra = Router::new().route("/local-names", put(put_local_names));
+    roost_control::router_with(control, token, Limits::default(), extra)
 }
 
-async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    match presented {
-        Some(p) if token.matches(p) => next.run(request).await,
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong bearer token\n",
-        )
-            .into_response(),
-    }
-}
-
-async fn put_local_names(State(resolver): State<Arc<Resolver>>, body: Bytes) -> Response {
+async fn put_local_names(State(control): State<Arc<Control>>, body: Bytes) -> Response {
     let names: LocalNames = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid body: {e}\n")).into_response(),
     };
-    match resolver.set_local_names(&names) {
+    match control.resolver.set_local_names(&names) {
         Ok(()) => {
             tracing::info!(names = names.names.len(), "local names replaced");
             (StatusCode::OK, "applied\n").into_response()
