@@ -10,4 +10,5 @@ in
   vm-resolve = test ./resolve.nix;
   vm-lease = test ./lease.nix;
   vm-mqtt = test ./mqtt.nix;
+  vm-update = test ./update.nix;
 }

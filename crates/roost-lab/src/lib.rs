@@ -488,11 +488,26 @@ impl Lab {
 
     /// Calls `GET path` on `service`'s control API from inside its own namespace.
     pub fn control_get(&self, service: Service, path: &str) -> Result<(u16, String), LabError> {
+        self.control_request(service, "GET", path)
+    }
+
+    /// Calls `POST path` (empty body) on `service`'s control API from inside its own
+    /// namespace, e.g. the update agent's `/check` and `/apply`.
+    pub fn control_post(&self, service: Service, path: &str) -> Result<(u16, String), LabError> {
+        self.control_request(service, "POST", path)
+    }
+
+    fn control_request(
+        &self,
+        service: Service,
+        method: &str,
+        path: &str,
+    ) -> Result<(u16, String), LabError> {
         let addr = self.settings.control_addr(service);
         let token = self.token(service)?;
         let netns = plan::service_netns(&self.opts.prefix, service);
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         netns::within(&netns, move || http_exchange(addr, &request))?.map_err(|source| {
             LabError::Io {
@@ -640,6 +655,12 @@ impl Lab {
             .as_array()?
             .iter()
             .find_map(|a| a["local"].as_str()?.parse().ok())
+    }
+
+    /// The log file of a process started as `label` (a daemon's name, or the label given to
+    /// [`Lab::spawn_in`]).
+    pub fn log_path(&self, label: &str) -> PathBuf {
+        self.path(&format!("logs/{label}.log"))
     }
 
     /// Stops processes the caller started with [`Lab::spawn_in`].

@@ -10,6 +10,7 @@ mod lab_tests;
 mod mirror_tests;
 mod mqtt_tests;
 mod policy_tests;
+mod update_tests;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;

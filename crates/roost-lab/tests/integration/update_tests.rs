@@ -1,0 +1,399 @@
+//! Signed updates through the router: the ISP serves a TUF repository and a binary cache over
+//! HTTP, the update agent in its own namespace checks, fetches through the firewall (update →
+//! WAN tcp 443 is its only way out), installs into a separate store and profile root, switches,
+//! restarts only the changed service VMs, reports the new generation in `/state`, and rolls a
+//! generation whose health check fails back by itself.
+//!
+//! Stand-in generations are real store paths built with Debian's nix-bin from plain
+//! derivations (as in roost-update's agent tests), published with `roost-update publish`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use roost_config::views::UpdateView;
+use roost_config::{Service, View};
+use roost_lab::plan::isp;
+
+use crate::{ALLOWED, TestLab, bin_dir};
+
+/// The repository's web server: the ISP's web address, port 443 (plain HTTP: the update VM may
+/// open 80 and 443 on the WAN, and 80 is the ISP's other web server). The TUF metadata and
+/// every NAR are checked against signed hashes, so the transport needs no TLS for the test.
+const REPO_PORT: u16 = 443;
+
+/// A static file server for the ISP: the stdlib's, bound without HTTPServer's reverse lookup
+/// of its own name (which stalls in a namespace without a resolver for it).
+const STATIC_SERVER: &str = r#"
+import functools, http.server, socketserver, sys
+class Server(http.server.ThreadingHTTPServer):
+    server_bind = socketserver.TCPServer.server_bind
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
+        sys.stderr.flush()
+handler = functools.partial(Handler, directory=sys.argv[3])
+Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
+"#;
+
+/// A temp directory removed when dropped (also on a failed assertion).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("roost-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A stand-in generation: the dhcp package's version, and whether it passes its health check.
+struct Gen {
+    tag: &'static str,
+    dhcp: &'static str,
+    healthy: bool,
+}
+
+/// Toplevel and service VM paths of a built generation.
+struct Built {
+    toplevel: String,
+    services: BTreeMap<&'static str, String>,
+}
+
+const SANDBOX_PATHS: &str = "/bin/sh=/usr/bin/dash /bin/mkdir=/usr/bin/mkdir \
+    /bin/chmod=/usr/bin/chmod /bin/head=/usr/bin/head /lib /lib64 /usr/lib";
+
+/// Builds the generations in a store root of their own and copies them into `dir/cache`
+/// (`file://`, xz). Each toplevel's `switch-to-configuration` records its activation in
+/// `$ROOST_TEST_DIR/activations` and sets or clears the `unhealthy` marker the agent's check
+/// looks at.
+fn build(dir: &Path, gens: &[Gen]) -> BTreeMap<&'static str, Built> {
+    let mut attrs = String::new();
+    for g in gens {
+        attrs.push_str(&format!(
+            "  {t} = top \"{t}\" \"{d}\" {h};\n  {t}-dns = vm \"dns\" \"1\";\n  {t}-dhcp = vm \"dhcp\" \"{d}\";\n",
+            t = g.tag,
+            d = g.dhcp,
+            h = g.healthy,
+        ));
+    }
+    let expr = format!(
+        r#"let
+  mk = name: script: deps: derivation ({{ inherit name; system = builtins.currentSystem; builder = "/bin/sh"; PATH = "/bin"; args = [ "-c" script ]; }} // deps);
+  lib = mk "roost-lib" "head -c 300000 /dev/urandom > $out" {{ }};
+  pkg = svc: v: mk "roost-${{svc}}-${{v}}" "echo ${{svc}} ${{v}} > $out; head -c 20000 /dev/urandom >> $out" {{ }};
+  vm = svc: v: mk "microvm-${{svc}}-${{v}}" "echo $lib $pkg > $out" {{ inherit lib; pkg = pkg svc v; }};
+  top = tag: dhcp: healthy: mk "nixos-system-roost-${{tag}}" ''
+    mkdir -p $out/bin
+    printf '#!/bin/sh\necho ${{tag}} "$1" >> "$ROOST_TEST_DIR/activations"\n${{if healthy then "rm -f" else "touch"}} "$ROOST_TEST_DIR/unhealthy"\n' > $out/bin/switch-to-configuration
+    chmod +x $out/bin/switch-to-configuration
+    echo $dns $dhcp > $out/vms
+  '' {{ dns = vm "dns" "1"; dhcp = vm "dhcp" dhcp; }};
+in {{
+{attrs}}}
+"#
+    );
+    let file = dir.join("generations.nix");
+    std::fs::write(&file, expr).unwrap();
+    let mut cmd = Command::new("nix-build");
+    cmd.arg("--store")
+        .arg(dir.join("build-store"))
+        .args(["--option", "sandbox-paths", SANDBOX_PATHS])
+        .args(["--option", "substituters", ""])
+        .arg("--no-out-link")
+        .arg(&file);
+    for g in gens {
+        for suffix in ["", "-dns", "-dhcp"] {
+            cmd.args(["-A", &format!("{}{suffix}", g.tag)]);
+        }
+    }
+    let paths = run(&mut cmd);
+    let paths: Vec<&str> = paths.lines().collect();
+    assert_eq!(paths.len(), gens.len() * 3);
+    let mut copy = Command::new("nix");
+    copy.args(["--extra-experimental-features", "nix-command", "copy"])
+        .arg("--store")
+        .arg(dir.join("build-store"))
+        .arg("--to")
+        .arg(format!("file://{}", dir.join("www/cache").display()));
+    let mut built = BTreeMap::new();
+    for (g, chunk) in gens.iter().zip(paths.chunks(3)) {
+        copy.arg(chunk[0]);
+        built.insert(
+            g.tag,
+            Built {
+                toplevel: chunk[0].to_owned(),
+                services: [("dns", chunk[1].to_owned()), ("dhcp", chunk[2].to_owned())].into(),
+            },
+        );
+    }
+    run(&mut copy);
+    built
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn roost_update() -> Command {
+    Command::new(bin_dir().join("roost-update"))
+}
+
+/// Publishes `built` as generation `n` for host `host` with the publisher's CLI.
+fn publish(dir: &Path, host: &str, built: &Built, n: u64, cache_url: &str) {
+    let build = dir.join(format!("build-{n}.json"));
+    let json = serde_json::json!({
+        "job": format!("nixosConfigurations.{host}.config.system.build.toplevel"),
+        "buildoutputs": { "out": { "path": built.toplevel } },
+    });
+    std::fs::write(&build, json.to_string()).unwrap();
+    let mut cmd = roost_update();
+    cmd.arg("publish")
+        .arg("--repo")
+        .arg(dir.join("www/tuf"))
+        .arg("--key-dir")
+        .arg(dir.join("test-keys"))
+        .arg("--build")
+        .arg(&build)
+        .arg("--cache")
+        .arg(dir.join("www/cache"))
+        .args([
+            "--cache-url",
+            cache_url,
+            "--channel",
+            "stable",
+            "--host",
+            host,
+        ])
+        .args(["--generation", &n.to_string()]);
+    for (name, path) in &built.services {
+        cmd.args(["--service", &format!("{name}={path}")]);
+    }
+    run(&mut cmd);
+}
+
+/// The agent's `/state`, once no update is pending.
+fn idle_state(lab: &TestLab) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, body)) = lab.lab.control_get(Service::Update, "/state") {
+            let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if state["pending"].is_null() {
+                return state;
+            }
+        }
+        assert!(Instant::now() < deadline, "the update never finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn post(lab: &TestLab, path: &str) -> (u16, String) {
+    lab.lab.control_post(Service::Update, path).unwrap()
+}
+
+fn lines(dir: &TempDir, file: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.path(file))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealthy_one() {
+    let tmp = TempDir::new("lab-update");
+    for d in ["www", "run", "agent-state", "target-store", "profiles"] {
+        std::fs::create_dir_all(tmp.path(d)).unwrap();
+    }
+    let built = build(
+        &tmp.0,
+        &[
+            Gen {
+                tag: "g1",
+                dhcp: "1",
+                healthy: true,
+            },
+            Gen {
+                tag: "g2",
+                dhcp: "2",
+                healthy: true,
+            },
+            Gen {
+                tag: "bad",
+                dhcp: "3",
+                healthy: false,
+            },
+        ],
+    );
+    let mut lab = TestLab::up("update");
+
+    // The ISP's update server: a TUF repository (test keys) and the binary cache.
+    let server = SocketAddrV4::new(isp::HTTP, REPO_PORT);
+    let base = format!("http://{server}");
+    let root = tmp.path("root.json");
+    run(roost_update()
+        .args(["keys", "init", "--repo"])
+        .arg(tmp.path("www/tuf"))
+        .arg("--key-dir")
+        .arg(tmp.path("test-keys"))
+        .arg("--pin")
+        .arg(&root));
+    let script = tmp.path("static-server.py");
+    std::fs::write(&script, STATIC_SERVER).unwrap();
+    let pid = lab
+        .lab
+        .spawn_in(
+            "isp",
+            "isp-updates",
+            Path::new("python3"),
+            &[
+                "-u".to_owned(),
+                script.display().to_string(),
+                server.ip().to_string(),
+                REPO_PORT.to_string(),
+                tmp.path("www").display().to_string(),
+            ],
+        )
+        .unwrap();
+    lab.helpers.push(pid);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab.connects("isp", server, ALLOWED) {
+        assert!(Instant::now() < deadline, "the update server never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The agent's view, as the lab renders it, pointed at the ISP's repository; applied on
+    // request (no window). Its health checks: a DNS answer from roost-dns (update → dns 53
+    // is allowed) and the generation's own health marker. Peer control APIs are not reachable
+    // from the update VM, so the view lists none.
+    let settings = lab.lab.settings();
+    let host = settings.router.hostname.clone();
+    let mut view: UpdateView = settings.update_view();
+    view.update.repository = Some(format!("{base}/tuf"));
+    view.update.auto = false;
+    view.update.window = None;
+    view.peers.clear();
+    std::fs::write(tmp.path("update.toml"), view.render()).unwrap();
+    let run_dir = tmp.path("run");
+    let system = format!(
+        r#"root = "{root}"
+store = "{store}"
+profile = "{profile}"
+restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
+health_timeout_secs = 5
+
+[[checks]]
+name = "dns"
+command = ["dig", "+time=1", "+tries=1", "@{dns}", "www.{zone}", "A", "+short"]
+
+[[checks]]
+name = "generation"
+command = ["sh", "-c", "! test -e {run}/unhealthy"]
+"#,
+        root = root.display(),
+        store = tmp.path("target-store").display(),
+        profile = tmp.path("profiles/system").display(),
+        run = run_dir.display(),
+        dns = view.dns_server,
+        zone = isp::ZONE,
+    );
+    std::fs::write(tmp.path("system.toml"), system).unwrap();
+    let cache_url = format!("{base}/cache/");
+    publish(&tmp.0, &host, &built["g1"], 1, &cache_url);
+
+    // The agent, in the update VM's namespace.
+    let pid = lab
+        .lab
+        .spawn_in(
+            "update",
+            "update",
+            Path::new("env"),
+            &[
+                format!("STATE_DIRECTORY={}", tmp.path("agent-state").display()),
+                format!("ROOST_TEST_DIR={}", run_dir.display()),
+                "RUST_LOG=info".to_owned(),
+                bin_dir().join("roost-update").display().to_string(),
+                "agent".to_owned(),
+                "--config".to_owned(),
+                tmp.path("update.toml").display().to_string(),
+                "--system".to_owned(),
+                tmp.path("system.toml").display().to_string(),
+            ],
+        )
+        .unwrap();
+    lab.helpers.push(pid);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(
+        lab.lab.control_get(Service::Update, "/health"),
+        Ok((200, _))
+    ) {
+        assert!(Instant::now() < deadline, "the agent never became healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The first generation: found by a check, fetched through the firewall, installed.
+    let (status, body) = post(&lab, "/check");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("[1]"), "{body}");
+    let (status, body) = post(&lab, "/apply");
+    assert_eq!(status, 202, "{body}");
+    let state = idle_state(&lab);
+    assert_eq!(state["current"]["generation"], 1, "{state:#}");
+    assert_eq!(lines(&tmp, "run/activations"), ["g1 switch"]);
+    assert_eq!(lines(&tmp, "run/restarts"), ["dhcp", "dns"]);
+    let first_bytes = state["progress"]["bytes"].as_u64().unwrap();
+
+    // The ISP saw the downloads from the router's WAN address (NAT), not the update VM's.
+    let wan = lab.wan_address().to_string();
+    let log = std::fs::read_to_string(lab.lab.log_path("isp-updates")).unwrap();
+    assert!(log.lines().any(|l| l.contains("/cache/nar/")), "{log}");
+    assert!(log.lines().all(|l| l.starts_with(&wan)), "{log}");
+
+    // Generation 2 changes only the dhcp package: only its paths are fetched, only its VM
+    // restarts, and /state reports the new generation.
+    publish(&tmp.0, &host, &built["g2"], 2, &cache_url);
+    let (status, body) = post(&lab, "/check");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(post(&lab, "/apply").0, 202);
+    let state = idle_state(&lab);
+    assert_eq!(state["current"]["generation"], 2, "{state:#}");
+    assert_eq!(state["progress"]["paths_total"], 3, "{state:#}");
+    let bytes = state["progress"]["bytes"].as_u64().unwrap();
+    assert!(bytes * 4 < first_bytes, "{bytes} of {first_bytes}");
+    assert_eq!(lines(&tmp, "run/restarts"), ["dhcp", "dns", "dhcp"]);
+
+    // Generation 3 fails its health check: the agent switches back to 2 by itself, records
+    // why, and never tries it again.
+    publish(&tmp.0, &host, &built["bad"], 3, &cache_url);
+    assert_eq!(post(&lab, "/check").0, 200);
+    assert_eq!(post(&lab, "/apply").0, 202);
+    let state = idle_state(&lab);
+    assert_eq!(state["current"]["generation"], 2, "{state:#}");
+    let reason = state["failed"]["3"].as_str().unwrap();
+    assert!(reason.contains("generation"), "{reason}");
+    assert!(!reason.contains("dns"), "roost-dns answered: {reason}");
+    assert_eq!(
+        lines(&tmp, "run/activations"),
+        ["g1 switch", "g2 switch", "bad switch", "g2 switch"]
+    );
+    assert_eq!(post(&lab, "/apply").0, 404);
+}
