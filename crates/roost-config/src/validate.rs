@@ -290,7 +290,13 @@ impl Validator {
     fn dns(&mut self, s: &Settings) {
         let at = root().key("dns");
         let dns = &s.dns;
-        if dns.upstreams.is_empty() && !dns.recursion {
+        // roost-dns forwards only, so far: refuse a setting it would not honour.
+        if dns.recursion {
+            self.error(
+                at.key("recursion"),
+                "recursion is not available yet: list forwarders in dns.upstreams",
+            );
+        } else if dns.upstreams.is_empty() {
             self.error(
                 at.key("upstreams"),
                 "no upstream and recursion off: nothing could be resolved",

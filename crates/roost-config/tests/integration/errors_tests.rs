@@ -338,6 +338,20 @@ fn reports_unknown_zone_in_reach_and_tls_listener_without_certificate() {
 }
 
 #[test]
+fn reports_recursion_which_the_resolver_cannot_do_yet() {
+    let text = MINIMAL.replace(
+        "upstreams = [{ address = \"198.51.100.53\" }]",
+        "upstreams = []\nrecursion = true",
+    );
+    assert_reports(
+        &text,
+        "dns.recursion",
+        "recursion = true",
+        "not available yet",
+    );
+}
+
+#[test]
 fn reports_publish_permission_on_router_telemetry() {
     let text = format!(
         "{MINIMAL}\n[[mqtt.users]]\nname = \"plug\"\npassword_hash = \"{HASH_A}\"\npublish = [\"roost/wan\"]\n"

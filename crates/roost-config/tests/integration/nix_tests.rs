@@ -32,6 +32,10 @@ fn keys_read() -> BTreeSet<String> {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         for (i, _) in text.match_indices("settings.") {
+            // NixOS's own `nix.settings.*` is not ours.
+            if text[..i].ends_with("nix.") {
+                continue;
+            }
             let path: String = text[i + "settings.".len()..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
