@@ -188,7 +188,8 @@ fn default_lease_time() -> HumanDuration {
 pub struct Dns {
     /// Forwarders, tried in order. Empty with `recursion = true` resolves from the roots.
     pub upstreams: Vec<Upstream>,
-    /// Resolve from the root servers instead of (or when no) forwarders answer.
+    /// Resolve from the root servers instead of forwarding. Not available yet: `true` is
+    /// refused by validation rather than silently ignored.
     pub recursion: bool,
     /// Validate DNSSEC: AD bit on validated answers, SERVFAIL for bogus ones.
     pub dnssec: bool,
