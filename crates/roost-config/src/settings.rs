@@ -186,7 +186,7 @@ fn default_lease_time() -> HumanDuration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Dns {
-    /// Forwarders, tried in order. Empty with `recursion = true` resolves from the roots.
+    /// Forwarders, tried in order (at least one: recursion is not available yet).
     pub upstreams: Vec<Upstream>,
     /// Resolve from the root servers instead of forwarding. Not available yet: `true` is
     /// refused by validation rather than silently ignored.
