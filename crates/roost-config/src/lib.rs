@@ -39,7 +39,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The file was read but is not valid.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ConfigErrors),
 }
 
