@@ -244,6 +244,8 @@ pub struct ClientInfo {
 pub struct Broker {
     limits: Limits,
     sessions: HashMap<Arc<str>, Session>,
+    /// Every session's subscriptions, by filter level: what [`Broker::route`] looks topics up in.
+    index: topic::FilterIndex,
     conns: HashMap<ConnId, Conn>,
     retained: BTreeMap<String, Message>,
     retained_bytes: u64,
@@ -272,6 +274,7 @@ impl Broker {
         Self {
             limits,
             sessions: HashMap::new(),
+            index: topic::FilterIndex::default(),
             conns: HashMap::new(),
             retained: BTreeMap::new(),
             retained_bytes: 0,
@@ -342,6 +345,15 @@ impl Broker {
             self.retained.len(),
             self.retained_bytes,
         )
+    }
+
+    /// Ends a session: it and its subscriptions are forgotten.
+    fn remove_session(&mut self, client_id: &str) {
+        if let Some(s) = self.sessions.remove(client_id) {
+            for filter in s.subs.keys() {
+                self.index.remove(filter, client_id);
+            }
+        }
     }
 
     fn send(&mut self, conn: ConnId, p: Packet) {
@@ -469,7 +481,7 @@ impl Broker {
             mine.into_iter().map(|(_, _, m)| m).collect()
         };
         if !present {
-            self.sessions.remove(&client_id);
+            self.remove_session(&client_id);
             for m in pending {
                 self.publish_message(m, now);
             }
@@ -565,7 +577,7 @@ impl Broker {
             }
         }
         if detached && expiry == 0 {
-            self.sessions.remove(&c.client_id);
+            self.remove_session(&c.client_id);
         } else {
             self.dirty = true;
         }
@@ -787,6 +799,7 @@ impl Broker {
         };
         let Self {
             sessions,
+            index,
             conns,
             out,
             stats,
@@ -794,14 +807,22 @@ impl Broker {
             dirty,
             ..
         } = self;
-        for (client_id, s) in sessions.iter_mut() {
+        // The matching (client, filter) pairs, by client and then filter: each client's
+        // subscriptions in the order of `Session::subs`.
+        let mut hits = Vec::new();
+        index.lookup(topic, &mut hits);
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            let client_id = group[0].0;
+            let Some(s) = sessions.get_mut(client_id) else {
+                continue;
+            };
             let mut best: Option<QoS> = None;
             let mut ids = Vec::new();
             let mut rap = false;
-            for (filter, sub) in &s.subs {
-                if !topic::matches(topic, filter) {
+            for &(_, filter) in group {
+                let Some(sub) = s.subs.get(filter) else {
                     continue;
-                }
+                };
                 if sub.no_local && msg.origin.as_ref() == Some(client_id) {
                     continue;
                 }
@@ -868,6 +889,9 @@ impl Broker {
                     id,
                 };
                 let existed = s.subs.insert(f.path.clone(), entry.clone()).is_some();
+                if !existed {
+                    self.index.insert(&f.path, &client_id);
+                }
                 let send_retained = match entry.handling {
                     RetainForwardRule::OnEverySubscribe => true,
                     RetainForwardRule::OnNewSubscribe => !existed,
@@ -930,6 +954,7 @@ impl Broker {
             .iter()
             .map(|f| {
                 if s.subs.remove(f).is_some() {
+                    self.index.remove(f, &client_id);
                     UnsubAckReason::Success
                 } else {
                     UnsubAckReason::NoSubscriptionExisted
@@ -1028,11 +1053,18 @@ impl Broker {
             self.publish_message(m, now);
         }
         let before = self.sessions.len();
-        self.sessions.retain(|_, s| {
-            s.conn.is_some()
+        let index = &mut self.index;
+        self.sessions.retain(|client_id, s| {
+            let keep = s.conn.is_some()
                 || s.disconnected_at.is_none_or(|t| {
                     now.saturating_duration_since(t) < Duration::from_secs(u64::from(s.expiry))
-                })
+                });
+            if !keep {
+                for filter in s.subs.keys() {
+                    index.remove(filter, client_id);
+                }
+            }
+            keep
         });
         let mut freed = 0;
         self.retained.retain(|_, m| {
@@ -1151,7 +1183,12 @@ impl Broker {
                     .collect(),
                 incoming_qos2: s.incoming_qos2.into_iter().collect(),
             };
-            self.sessions.insert(s.client_id.into(), session);
+            let client_id: Arc<str> = s.client_id.into();
+            self.remove_session(&client_id);
+            for filter in session.subs.keys() {
+                self.index.insert(filter, &client_id);
+            }
+            self.sessions.insert(client_id, session);
         }
         self.dirty = false;
     }
@@ -1347,7 +1384,25 @@ mod tests {
     }
 
     fn sends(b: &mut Broker) -> Vec<Action> {
+        b.assert_index_matches_sessions();
         b.drain().collect()
+    }
+
+    impl Broker {
+        /// The filter index holds exactly the sessions' subscriptions.
+        fn assert_index_matches_sessions(&self) {
+            let mut want: Vec<(String, String)> = self
+                .sessions
+                .iter()
+                .flat_map(|(c, s)| s.subs.keys().map(|f| (c.to_string(), f.clone())))
+                .collect();
+            want.sort();
+            assert_eq!(
+                self.index.pairs(),
+                want,
+                "filter index out of step with the sessions"
+            );
+        }
     }
 
     fn packets_to(actions: &[Action], conn: ConnId) -> Vec<Packet> {
