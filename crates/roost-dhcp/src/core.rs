@@ -400,6 +400,72 @@ struct Offer {
     expires: u64,
 }
 
+/// The pending offers, by address and by MAC: counting what one MAC holds (on every DISCOVER
+/// and REQUEST) must not scan every offer, and a burst of clients that never REQUEST leaves
+/// tens of thousands of them for [`OFFER_HOLD_SECS`].
+#[derive(Debug, Default)]
+struct Offers {
+    by_ip: HashMap<Ipv4Addr, Offer>,
+    by_mac: HashMap<[u8; 6], HashSet<Ipv4Addr>>,
+}
+
+impl Offers {
+    fn get(&self, ip: &Ipv4Addr) -> Option<&Offer> {
+        self.by_ip.get(ip)
+    }
+
+    fn contains_key(&self, ip: &Ipv4Addr) -> bool {
+        self.by_ip.contains_key(ip)
+    }
+
+    fn unlink(&mut self, mac: [u8; 6], ip: Ipv4Addr) {
+        if let Some(set) = self.by_mac.get_mut(&mac) {
+            set.remove(&ip);
+            if set.is_empty() {
+                self.by_mac.remove(&mac);
+            }
+        }
+    }
+
+    fn insert(&mut self, ip: Ipv4Addr, offer: Offer) {
+        let mac = offer.mac;
+        if let Some(old) = self.by_ip.insert(ip, offer) {
+            self.unlink(old.mac, ip);
+        }
+        self.by_mac.entry(mac).or_default().insert(ip);
+    }
+
+    fn remove(&mut self, ip: &Ipv4Addr) -> Option<Offer> {
+        let old = self.by_ip.remove(ip)?;
+        self.unlink(old.mac, *ip);
+        Some(old)
+    }
+
+    /// Drops the offers that have expired at `now`.
+    fn sweep(&mut self, now: u64) {
+        let mut gone = Vec::new();
+        self.by_ip.retain(|ip, o| {
+            let keep = o.expires > now;
+            if !keep {
+                gone.push((o.mac, *ip));
+            }
+            keep
+        });
+        for (mac, ip) in gone {
+            self.unlink(mac, ip);
+        }
+    }
+
+    /// The offers made to `mac`.
+    fn of_mac(&self, mac: [u8; 6]) -> impl Iterator<Item = (Ipv4Addr, &Offer)> {
+        self.by_mac
+            .get(&mac)
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| self.by_ip.get(ip).map(|o| (*ip, o)))
+    }
+}
+
 /// The server's whole state: configuration, leases, offers, rate-limit windows, counters.
 #[derive(Debug)]
 pub struct Core {
@@ -407,7 +473,7 @@ pub struct Core {
     leases: BTreeMap<Ipv4Addr, Lease>,
     by_client: HashMap<(String, ClientId), Ipv4Addr>,
     by_mac: HashMap<[u8; 6], HashSet<Ipv4Addr>>,
-    offers: HashMap<Ipv4Addr, Offer>,
+    offers: Offers,
     offer_by_client: HashMap<(String, ClientId), Ipv4Addr>,
     /// Per zone: where the search for a never-used address goes on.
     cursor: HashMap<String, u32>,
@@ -436,7 +502,7 @@ impl Core {
             leases: BTreeMap::new(),
             by_client: HashMap::new(),
             by_mac: HashMap::new(),
-            offers: HashMap::new(),
+            offers: Offers::default(),
             offer_by_client: HashMap::new(),
             cursor: HashMap::new(),
             rate: HashMap::new(),
@@ -672,7 +738,7 @@ impl Core {
 
     fn sweep(&mut self, now: u64) {
         self.next_sweep = now + SWEEP_EVERY_SECS;
-        self.offers.retain(|_, o| o.expires > now);
+        self.offers.sweep(now);
         let offers = &self.offers;
         self.offer_by_client.retain(|_, ip| offers.contains_key(ip));
         self.rate.retain(|_, (second, _)| *second + 1 >= now);
@@ -758,11 +824,10 @@ impl Core {
         });
         let offers = self
             .offers
-            .iter()
+            .of_mac(mac)
             .filter(|(ip, o)| {
-                o.mac == mac
-                    && o.expires > now
-                    && Some(**ip) != except
+                o.expires > now
+                    && Some(*ip) != except
                     && self
                         .leases
                         .get(ip)
@@ -2001,6 +2066,32 @@ mod tests {
             T0,
         );
         assert_eq!(kind(&d), Some(MessageType::Nak));
+    }
+
+    #[test]
+    fn offers_stay_indexed_by_mac_through_reoffer_removal_and_sweep() {
+        let offer = |m: u8, expires| Offer {
+            client: ClientId(vec![1, m]),
+            mac: mac(m),
+            expires,
+        };
+        let mut o = Offers::default();
+        o.insert(ip("192.168.1.100"), offer(1, 10));
+        o.insert(ip("192.168.1.101"), offer(1, 20));
+        // The same address offered again, to another MAC: it leaves the first MAC's set.
+        o.insert(ip("192.168.1.100"), offer(2, 30));
+        let of = |o: &Offers, m| {
+            let mut v: Vec<_> = o.of_mac(mac(m)).map(|(ip, _)| ip).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(of(&o, 1), vec![ip("192.168.1.101")]);
+        assert_eq!(of(&o, 2), vec![ip("192.168.1.100")]);
+        o.sweep(20);
+        assert!(of(&o, 1).is_empty());
+        assert!(!o.by_mac.contains_key(&mac(1)));
+        assert!(o.remove(&ip("192.168.1.100")).is_some());
+        assert!(o.by_mac.is_empty() && o.by_ip.is_empty());
     }
 
     #[test]

@@ -3,13 +3,17 @@
 //!
 //! Receive threads (one per interface) block on their socket and queue packets. The engine
 //! thread takes whatever is queued (up to [`BATCH`]), runs each packet through the core under
-//! one lock, appends all lease changes to the journal with one fsync, and only then sends the
-//! replies. A failed append sends none of the batch's replies: no ACK without a durable lease.
+//! one lock, writes all lease changes to the journal with one `write`, sends at once the
+//! replies that change no lease (OFFER, NAK, INFORM's ACK) and hands the others (ACKs) to the
+//! commit thread. That one `fdatasync`s the journal once for every batch queued to it and only
+//! then sends their ACKs, while the engine goes on deciding: the engine never waits for the
+//! disk. A failed write or fsync sends none of the ACKs written to that journal file since:
+//! no ACK without a durable lease; the engine then compacts into a new file before writing on.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,7 +26,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::core::{Config, Core, Destination, Drop, Reply};
 use crate::push::PushStats;
-use crate::store::Store;
+use crate::store::{Store, SyncHandle};
 
 /// Most packets decided per journal fsync.
 pub const BATCH: usize = 256;
@@ -75,6 +79,12 @@ struct Packet {
     bytes: Vec<u8>,
 }
 
+/// ACKs waiting for their batch's lease records (written to `journal`) to be durable.
+struct Commit {
+    journal: SyncHandle,
+    replies: Vec<(Arc<Iface>, Reply)>,
+}
+
 /// What the control API and the IO threads share.
 pub struct Shared {
     core: Mutex<Core>,
@@ -82,6 +92,9 @@ pub struct Shared {
     unhealthy: Mutex<Option<String>>,
     ifaces: Mutex<Vec<Arc<Iface>>>,
     tx: SyncSender<Packet>,
+    /// The journal generation whose write or fsync failed (0: none): no ACK is sent for
+    /// anything written to it afterwards, and the engine compacts into a new one.
+    failed_generation: AtomicU64,
     /// Woken when a lease with a name changed (the dns pusher waits on it).
     pub names_changed: Arc<tokio::sync::Notify>,
     /// The dns pusher's counters.
@@ -128,15 +141,21 @@ impl Shared {
             unhealthy: Mutex::new(None),
             ifaces: Mutex::new(Vec::new()),
             tx,
+            failed_generation: AtomicU64::new(0),
             names_changed: Arc::new(tokio::sync::Notify::new()),
             push: Arc::new(PushStats::default()),
         });
         shared.io.records.store(store.records(), Ordering::Relaxed);
         shared.io.cut_bytes.store(cut_bytes, Ordering::Relaxed);
+        let (commit_tx, commit_rx) = std::sync::mpsc::channel();
+        let committer = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("dhcp-commit".into())
+            .spawn(move || committer.commit(&commit_rx))?;
         let engine = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("dhcp-engine".into())
-            .spawn(move || engine.engine(&rx, &mut store))?;
+            .spawn(move || engine.engine(&rx, &mut store, &commit_tx))?;
         Ok(shared)
     }
 
@@ -191,9 +210,10 @@ impl Shared {
         }
     }
 
-    fn engine(&self, rx: &Receiver<Packet>, store: &mut Store) {
+    fn engine(&self, rx: &Receiver<Packet>, store: &mut Store, commit: &Sender<Commit>) {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut replies: Vec<(Arc<Iface>, Reply)> = Vec::with_capacity(BATCH);
+        let mut acks: Vec<(Arc<Iface>, Reply)> = Vec::with_capacity(BATCH);
+        let mut others: Vec<(Arc<Iface>, Reply)> = Vec::with_capacity(BATCH);
         let mut changes = Vec::new();
         while let Ok(first) = rx.recv() {
             batch.push(first);
@@ -208,44 +228,128 @@ impl Shared {
                 let mut core = lock(&self.core);
                 for p in batch.drain(..) {
                     let d = core.handle(&p.iface.name, &p.bytes, now);
+                    let changed = !d.changes.is_empty();
                     changes.extend(d.changes);
                     if let Some(r) = d.reply {
-                        replies.push((p.iface, r));
+                        // A reply that follows a lease change waits for it to be durable.
+                        if changed {
+                            acks.push((p.iface, r));
+                        } else {
+                            others.push((p.iface, r));
+                        }
                     }
                 }
                 core.take_names_changed()
             };
+            // Offers, NAKs and INFORM's ACKs promise no lease: they need not wait for the disk.
+            for (iface, reply) in others.drain(..) {
+                self.send(&iface, &reply);
+            }
             if !changes.is_empty() {
-                match store.append(&changes) {
+                if self.failed_generation.load(Ordering::Acquire) == store.generation() {
+                    // A failed write or fsync may have left a hole before later records: start
+                    // a new file from the leases in memory before appending again.
+                    self.compact(store);
+                }
+                let written =
+                    if self.failed_generation.load(Ordering::Acquire) == store.generation() {
+                        Err("lease journal unusable since a failed write or fsync".to_owned())
+                    } else {
+                        store.write(&changes).map_err(|e| e.to_string())
+                    };
+                match written {
                     Ok(()) => {
-                        self.io.fsyncs.fetch_add(1, Ordering::Relaxed);
                         self.io.records.store(store.records(), Ordering::Relaxed);
+                        let replies = std::mem::replace(&mut acks, Vec::with_capacity(BATCH));
+                        let c = Commit {
+                            journal: store.sync_handle(),
+                            replies,
+                        };
+                        if commit.send(c).is_err() {
+                            // The commit thread is gone: nothing can be made durable.
+                            self.fail(store.generation(), "lease commit thread stopped");
+                        }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "lease journal append failed: replies withheld");
-                        self.io.store_errors.fetch_add(1, Ordering::Relaxed);
-                        *lock(&self.unhealthy) = Some(e.to_string());
-                        replies.clear();
+                        self.fail(store.generation(), &e);
+                        acks.clear();
                     }
                 }
                 changes.clear();
                 self.maybe_compact(store);
             }
-            for (iface, reply) in replies.drain(..) {
-                self.send(&iface, &reply);
-            }
+            // Without changes, `acks` is empty.
+            acks.clear();
             if names_changed {
-                // Only a wake-up: the pusher reads the names later, on its own task.
+                // Only a wake-up: the pusher reads the names later, on its own task. Names
+                // may be pushed before their ACK is durable, as before a crash anyway.
                 self.names_changed.notify_one();
             }
         }
     }
 
-    fn maybe_compact(&self, store: &mut Store) {
-        let core = lock(&self.core);
-        if !store.wants_compaction(core.lease_count()) {
-            return;
+    /// Marks journal `generation` failed: its pending and later ACKs are withheld.
+    fn fail(&self, generation: u64, why: &str) {
+        tracing::error!(error = why, "lease journal append failed: replies withheld");
+        self.io.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.failed_generation.store(generation, Ordering::Release);
+        *lock(&self.unhealthy) = Some(why.to_owned());
+    }
+
+    /// The commit thread: one `fdatasync` for every batch queued to it (group commit), then
+    /// those batches' ACKs, in order.
+    fn commit(&self, rx: &Receiver<Commit>) {
+        let mut group: Vec<Commit> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            group.push(first);
+            while let Ok(c) = rx.try_recv() {
+                group.push(c);
+            }
+            // Batches arrive in write order; a compaction starts a new generation (file). One
+            // fsync per generation in the group, after the last write queued to it.
+            let mut start = 0;
+            while start < group.len() {
+                let generation = group[start].journal.generation;
+                let end = group[start..]
+                    .iter()
+                    .position(|c| c.journal.generation != generation)
+                    .map_or(group.len(), |n| start + n);
+                let durable = self.failed_generation.load(Ordering::Acquire) != generation
+                    && match group[end - 1].journal.sync() {
+                        Ok(()) => {
+                            self.io.fsyncs.fetch_add(1, Ordering::Relaxed);
+                            true
+                        }
+                        Err(e) => {
+                            self.fail(generation, &format!("lease journal fsync: {e}"));
+                            false
+                        }
+                    };
+                if durable {
+                    for c in &group[start..end] {
+                        for (iface, reply) in &c.replies {
+                            self.send(iface, reply);
+                        }
+                    }
+                }
+                start = end;
+            }
+            group.clear();
         }
+    }
+
+    fn maybe_compact(&self, store: &mut Store) {
+        let wants = store.wants_compaction(lock(&self.core).lease_count());
+        if wants {
+            self.compact(store);
+        }
+    }
+
+    /// Rewrites the journal from the leases in memory (a new generation). Batches still
+    /// waiting for their fsync on the old file are safe: their leases (or later states of
+    /// the same addresses) are in the new file, which is durable before the rename.
+    fn compact(&self, store: &mut Store) {
+        let core = lock(&self.core);
         match store.compact(core.leases()) {
             Ok(()) => {
                 self.io.compactions.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::core::Lease;
 
@@ -62,7 +63,9 @@ pub struct Loaded {
 pub struct Store {
     dir: PathBuf,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
+    /// Which file `file` is: a compaction starts a new one.
+    generation: u64,
     /// Records in the file now.
     records: u64,
     /// Bytes in the file now.
@@ -124,7 +127,8 @@ impl Store {
         let store = Self {
             dir: dir.to_owned(),
             path,
-            file,
+            file: Arc::new(file),
+            generation: 1,
             records: loaded.records,
             len: good,
             fsyncs: 0,
@@ -162,20 +166,50 @@ impl Store {
         if leases.is_empty() {
             return Ok(());
         }
+        self.write(leases)?;
+        self.sync_handle().sync().map_err(|source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.fsyncs += 1;
+        Ok(())
+    }
+
+    /// Appends `leases` without making them durable: they are not until a [`SyncHandle::sync`]
+    /// taken after this call returns. A failed write may leave a torn record in the middle of
+    /// the file once later records follow it: the caller must not append to this generation
+    /// again but [`Store::compact`] first.
+    pub fn write(&mut self, leases: &[Lease]) -> Result<(), StoreError> {
+        if leases.is_empty() {
+            return Ok(());
+        }
         let mut buf = Vec::with_capacity(leases.len() * 256);
         for lease in leases {
             encode(lease, &mut buf);
         }
-        let io = |source| StoreError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        write_at_end(&mut self.file, &buf).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.fsyncs += 1;
+        use std::os::unix::fs::FileExt as _;
+        self.file
+            .write_all_at(&buf, self.len)
+            .map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.records += leases.len() as u64;
         self.len += buf.len() as u64;
         Ok(())
+    }
+
+    /// What makes the writes so far durable, usable from another thread (group commit).
+    pub fn sync_handle(&self) -> SyncHandle {
+        SyncHandle {
+            file: Arc::clone(&self.file),
+            generation: self.generation,
+        }
+    }
+
+    /// The current file's generation (it changes with every compaction).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether the journal has grown well past the `live` records it needs.
@@ -205,17 +239,35 @@ impl Store {
         drop(file);
         fs::rename(&tmp, &self.path).map_err(io)?;
         sync_dir(&self.dir).map_err(io)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
-            .map_err(|source| StoreError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        self.file = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .map_err(|source| StoreError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?,
+        );
+        self.generation += 1;
         self.records = records;
         self.len = buf.len() as u64;
         Ok(())
+    }
+}
+
+/// The journal file of one generation, to `fdatasync` from the thread that sends the ACKs.
+#[derive(Debug, Clone)]
+pub struct SyncHandle {
+    file: Arc<File>,
+    /// The store's generation when the handle was taken.
+    pub generation: u64,
+}
+
+impl SyncHandle {
+    /// Makes every write to this generation's file that returned before this call durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 
