@@ -24,7 +24,7 @@ use crate::dnssec::{self, AnchorError, Anchors, Security};
 use crate::local::{LOCAL_TTL, Local, LocalNameError, LocalNames, LocalZone};
 use crate::ratelimit::RateLimiter;
 use crate::tls::TlsConfigError;
-use crate::upstream::{Question, Upstreams};
+use crate::upstream::{Question, ServerStats, Upstreams};
 use crate::wire::{self, Key, Prepared, Query, Reply, Ttls, rcode};
 
 /// Upstream resolutions in flight at once; beyond, queries get stale data or SERVFAIL.
@@ -201,6 +201,9 @@ enum Outcome {
 
 /// DS and DNSKEY answers by (name, type), with when they expire.
 type ChainCache = HashMap<(Name, RecordType), (Arc<Message>, Instant)>;
+
+/// Picks one counter out of an upstream server's stats (for `/metrics`).
+type StatField = fn(&ServerStats) -> &AtomicU64;
 
 /// The resolver: policy, cache, limiter, coalescing table, counters.
 pub struct Resolver {
@@ -681,32 +684,19 @@ impl Resolver {
             "# TYPE roost_dns_blocklist_names gauge\nroost_dns_blocklist_names {}",
             policy.blocklists.len()
         );
-        let _ = writeln!(out, "# TYPE roost_dns_upstream_queries_total counter");
-        for s in policy.upstreams.servers() {
-            let _ = writeln!(
-                out,
-                "roost_dns_upstream_queries_total{{server=\"{}\"}} {}",
-                s.addr,
-                s.stats.queries.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# TYPE roost_dns_upstream_failures_total counter");
-        for s in policy.upstreams.servers() {
-            let _ = writeln!(
-                out,
-                "roost_dns_upstream_failures_total{{server=\"{}\"}} {}",
-                s.addr,
-                s.stats.failures.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# TYPE roost_dns_upstream_tcp_fallbacks_total counter");
-        for s in policy.upstreams.servers() {
-            let _ = writeln!(
-                out,
-                "roost_dns_upstream_tcp_fallbacks_total{{server=\"{}\"}} {}",
-                s.addr,
-                s.stats.tcp_fallbacks.load(Ordering::Relaxed)
-            );
+        let per_server: [(&str, StatField); 3] = [
+            ("roost_dns_upstream_queries_total", |s| &s.queries),
+            ("roost_dns_upstream_failures_total", |s| &s.failures),
+            ("roost_dns_upstream_tcp_fallbacks_total", |s| {
+                &s.tcp_fallbacks
+            }),
+        ];
+        for (name, counter) in per_server {
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for s in policy.upstreams.servers() {
+                let value = counter(&s.stats).load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{server=\"{}\"}} {value}", s.addr);
+            }
         }
         let _ = writeln!(out, "# TYPE roost_dns_upstream_latency_seconds summary");
         for s in policy.upstreams.servers() {
