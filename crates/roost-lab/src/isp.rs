@@ -94,6 +94,20 @@ pub(crate) fn sign_zones(dir: &Path) -> Result<(), LabError> {
     write(&trust_anchor(dir), &keymgr(&conf, &[".", "dnskey"])?)
 }
 
+/// What each ISP server is, in the order `servers` starts them (for `lab status`; no files).
+pub(crate) fn descriptions() -> [String; 3] {
+    let (first, last) = isp::DHCP_RANGE;
+    [
+        format!("dnsmasq: DHCP for the WAN link, {first}-{last}"),
+        format!(
+            "knot: authoritative for the lab's root and {}, both signed, on {}:53",
+            isp::ZONE,
+            isp::DNS
+        ),
+        format!("web server on {}:80, answers `client <address>`", isp::HTTP),
+    ]
+}
+
 /// Writes the servers' files under `dir` and returns how to start each.
 pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
     fs::create_dir_all(dir.join("knot")).map_err(|source| LabError::Io {
@@ -101,9 +115,10 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
         source,
     })?;
     let (first, last) = isp::DHCP_RANGE;
+    let [dhcp_description, dns_description, http_description] = descriptions();
     let dhcp = IspServer {
         name: "dhcp",
-        description: format!("dnsmasq: DHCP for the WAN link, {first}-{last}"),
+        description: dhcp_description,
         program: "dnsmasq".into(),
         args: vec![
             "--keep-in-foreground".into(),
@@ -150,11 +165,7 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
     write(&conf_path, &knot_conf)?;
     let dns = IspServer {
         name: "dns",
-        description: format!(
-            "knot: authoritative for the lab's root and {}, both signed, on {}:53",
-            isp::ZONE,
-            isp::DNS
-        ),
+        description: dns_description,
         program: "knotd".into(),
         args: vec!["--config".into(), conf_path.display().to_string()],
     };
@@ -162,7 +173,7 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
     let script = http_server_script(dir)?;
     let http = IspServer {
         name: "http",
-        description: format!("web server on {}:80, answers `client <address>`", isp::HTTP),
+        description: http_description,
         program: "python3".into(),
         args: vec![
             "-u".into(),

@@ -747,9 +747,7 @@ impl Lab {
                 .iter()
                 .map(|(n, a)| ((*n).to_owned(), a.to_string()))
                 .collect(),
-            isp_servers: isp::servers(&self.path("isp"))
-                .map(|s| s.into_iter().map(|s| s.description).collect())
-                .unwrap_or_default(),
+            isp_servers: isp::descriptions().into(),
         })
     }
 
