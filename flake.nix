@@ -34,6 +34,8 @@
               ./nixos-modules
               ./vm-tests
               (lib.fileset.fileFilter (f: f.hasExt "nft") ./crates)
+              # Static files roost-web embeds (stylesheet, scripts), once it has any.
+              (lib.fileset.maybeMissing ./crates/roost-web/assets)
             ];
           };
 
@@ -65,6 +67,7 @@
             "roost-dns"
             "roost-dhcp"
             "roost-mqtt"
+            "roost-web"
             "roost-update"
           ]
             crate;
@@ -119,6 +122,7 @@
         dns = ./nixos-modules/dns;
         dhcp = ./nixos-modules/dhcp;
         mqtt = ./nixos-modules/mqtt;
+        web = ./nixos-modules/web;
         # The Roost host with microvm.nix and this flake's packages.
         default = { pkgs, lib, ... }: {
           imports = [ microvm.nixosModules.host ./nixos-modules/host ];

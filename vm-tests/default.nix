@@ -10,5 +10,6 @@ in
   vm-resolve = test ./resolve.nix;
   vm-lease = test ./lease.nix;
   vm-mqtt = test ./mqtt.nix;
+  vm-web = test ./web.nix;
   vm-update = test ./update.nix;
 }

@@ -40,9 +40,9 @@ let
   # Whose control-API tokens each VM holds: its own, and those of the daemons it calls
   # (the firewall view's `flows`: the web VM calls every daemon, dhcp pushes leases to dns).
   tokensOf = svc:
-    [ svc ]
-    ++ lib.optionals (svc == "web") services
-    ++ lib.optional (svc == "dhcp" && lib.elem "dns" services) "dns";
+    lib.unique ([ svc ]
+      ++ lib.optionals (svc == "web") services
+      ++ lib.optional (svc == "dhcp" && lib.elem "dns" services) "dns");
 
   guest = svc: vm: {
     imports = [ ../guest (../. + "/${svc}") ];
@@ -92,6 +92,7 @@ in
       dns.mem = lib.mkDefault 256;
       dhcp.mem = lib.mkDefault 160;
       mqtt.mem = lib.mkDefault 192;
+      web.mem = lib.mkDefault 192;
     };
 
     microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms);

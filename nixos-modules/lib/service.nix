@@ -23,6 +23,9 @@
     Restart = "on-failure";
     RestartSec = "2s";
     DynamicUser = true;
+    # The control-API tokens under /run/roost/tokens are root:roost-tokens 0640 (virtiofs
+    # checks modes in the guest), so the dynamic user needs that group to read them.
+    SupplementaryGroups = [ "roost-tokens" ];
     # $STATE_DIRECTORY=/var/lib/roost/<name>, on the VM's persistent volume.
     StateDirectory = "roost/${name}";
     StateDirectoryMode = "0700";
