@@ -97,10 +97,48 @@ impl<'de> Deserialize<'de> for Generation {
 #[derive(Clone, PartialEq, Eq)]
 pub struct PhcHash(String);
 
+/// Shortest password accepted (NIST SP 800-63B's minimum).
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// Longest password accepted, in bytes: a bound on the work one hash costs.
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+
 impl PhcHash {
     /// The PHC string.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// An argon2id hash of `password` with a fresh random salt, or why the password is refused
+    /// (shorter than [`PASSWORD_MIN_CHARS`] or longer than [`PASSWORD_MAX_BYTES`]).
+    pub fn from_password(password: &str) -> Result<Self, String> {
+        if password.chars().count() < PASSWORD_MIN_CHARS || password.len() > PASSWORD_MAX_BYTES {
+            return Err(format!(
+                "a password needs {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_BYTES} characters"
+            ));
+        }
+        let hash = argon2::password_hash::PasswordHasher::hash_password(
+            &argon2::Argon2::default(),
+            password.as_bytes(),
+        )
+        .map_err(|e| format!("hashing failed: {e}"))?;
+        Ok(Self(hash.to_string()))
+    }
+
+    /// Whether `password` is the one this hashes (argon2id, constant time in the output).
+    /// Input beyond [`PASSWORD_MAX_BYTES`] is refused without hashing.
+    pub fn verify(&self, password: &str) -> bool {
+        if password.len() > PASSWORD_MAX_BYTES {
+            return false;
+        }
+        let Ok(hash) = PasswordHash::new(&self.0) else {
+            return false;
+        };
+        argon2::password_hash::PasswordVerifier::verify_password(
+            &argon2::Argon2::default(),
+            password.as_bytes(),
+            &hash,
+        )
+        .is_ok()
     }
 }
 

@@ -10,6 +10,10 @@
 //! | `GET /state` | the daemon's state as JSON |
 //! | `PUT /config` | body = the daemon's TOML view; `200` when applied, `400` when it does not parse or validate, `422` when it could not be applied; on any error the old config stays |
 //!
+//! Once a view has been applied through `PUT /config`, `/health` answers carry its SHA-256 in
+//! [`CONFIG_DIGEST_HEADER`]. The web VM's controller compares it with the view it last pushed and
+//! pushes again when they differ, e.g. after the daemon restarted from its built-in file.
+//!
 //! Every route, `/health` included, needs `Authorization: Bearer <token>`, the token being the
 //! content of the file named by `ControlView.token_file` (`/run/roost/tokens/<service>`,
 //! provisioned by the host). The firewall already lets only the web VM reach the API; the token is
@@ -50,6 +54,16 @@ use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+
+/// Header on `/health` answers: the hex SHA-256 of the view last applied by `PUT /config`
+/// (absent while the daemon runs the view it was started with).
+pub const CONFIG_DIGEST_HEADER: &str = "x-roost-config-sha256";
+
+/// The hex SHA-256 of a view's text, as [`CONFIG_DIGEST_HEADER`] carries it.
+pub fn config_digest(view: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(view.as_bytes()))
+}
 
 /// Content type of `/metrics`.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -195,6 +209,10 @@ pub fn router_with<D: Daemon>(
         .route("/state", get(state::<D>))
         .route("/config", axum::routing::put(put_config::<D>))
         .with_state(daemon)
+        .layer(middleware::from_fn_with_state(
+            AppliedDigest::default(),
+            track_digest,
+        ))
         .layer(middleware::from_fn_with_state(token, require_token))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -218,6 +236,45 @@ async fn require_token(State(token): State<Token>, request: Request, next: Next)
         )
             .into_response(),
     }
+}
+
+/// The digest of the view last applied through `PUT /config`.
+#[derive(Clone, Default)]
+struct AppliedDigest(Arc<std::sync::Mutex<Option<String>>>);
+
+/// Remembers the digest of every view `PUT /config` applied and reports it on `/health`.
+async fn track_digest(
+    State(applied): State<AppliedDigest>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    if path == "/config" && request.method() == axum::http::Method::PUT {
+        let (parts, body) = request.into_parts();
+        // The body limit layer sits outside this one and bounds the read: failing to read is
+        // that limit (a client that went away gets no answer anyway).
+        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+        };
+        let digest = std::str::from_utf8(&bytes).ok().map(config_digest);
+        let response = next
+            .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await;
+        if response.status() == StatusCode::OK
+            && let Ok(mut slot) = applied.0.lock()
+        {
+            *slot = digest;
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    if path == "/health" {
+        let digest = applied.0.lock().ok().and_then(|d| d.clone());
+        if let Some(value) = digest.and_then(|d| header::HeaderValue::from_str(&d).ok()) {
+            response.headers_mut().insert(CONFIG_DIGEST_HEADER, value);
+        }
+    }
+    response
 }
 
 async fn health<D: Daemon>(State(d): State<Arc<D>>) -> Response {

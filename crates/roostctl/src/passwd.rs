@@ -4,13 +4,8 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use argon2::Argon2;
-use argon2::password_hash::PasswordHasher;
-
-/// Shorter passwords are refused (NIST SP 800-63B's minimum).
-const MIN_LEN: usize = 8;
-/// Longer input is refused rather than hashed: a bound on work per hash.
-const MAX_LEN: usize = 1024;
+use roost_config::PhcHash;
+use roost_config::types::PASSWORD_MAX_BYTES as MAX_LEN;
 
 pub(crate) fn run() -> anyhow::Result<ExitCode> {
     let password = if std::io::stdin().is_terminal() {
@@ -28,14 +23,13 @@ pub(crate) fn run() -> anyhow::Result<ExitCode> {
             .context("reading the password from stdin")?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     };
-    let chars = password.chars().count();
-    if chars < MIN_LEN || password.len() > MAX_LEN {
-        eprintln!("roostctl: a password needs {MIN_LEN} to {MAX_LEN} characters");
-        return Ok(ExitCode::from(1));
-    }
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    let hash = match PhcHash::from_password(&password) {
+        Ok(hash) => hash,
+        Err(why) => {
+            eprintln!("roostctl: {why}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     writeln!(std::io::stdout(), "{hash}").context("writing the hash")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -193,3 +193,28 @@ async fn slow_request_times_out_with_408() {
     let (status, _) = call(app, req(Method::GET, "/state", Some(TOKEN), "")).await;
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
 }
+
+#[tokio::test]
+async fn health_reports_the_digest_of_the_last_applied_config_only() {
+    use roost_control::{CONFIG_DIGEST_HEADER, config_digest};
+    let app = app(Arc::new(Fake::default()));
+    let digest = |app: axum::Router| async move {
+        let resp = app
+            .oneshot(req(Method::GET, "/health", Some(TOKEN), ""))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.headers()
+            .get(CONFIG_DIGEST_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // Started from its file: nothing pushed yet, so no digest.
+    assert_eq!(digest(app.clone()).await, None);
+    let (status, _) = call(app.clone(), req(Method::PUT, "/config", Some(TOKEN), "v2")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(digest(app.clone()).await, Some(config_digest("v2")));
+    // A refused view leaves the digest of the one still active.
+    let (status, _) = call(app.clone(), req(Method::PUT, "/config", Some(TOKEN), "bad")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(digest(app).await, Some(config_digest("v2")));
+}
