@@ -431,7 +431,23 @@ impl Shared {
             .into_iter()
             .map(|(name, address)| json!({ "name": name, "address": address }))
             .collect();
-        json!({ "now": now, "zones": zones, "leases": leases, "local_names": names })
+        // The reservations in force: what the web UI's changes are checked against.
+        let reservations: Vec<serde_json::Value> = core
+            .config()
+            .reservations
+            .iter()
+            .map(|r| {
+                json!({
+                    "zone": r.zone,
+                    "mac": r.mac.map(|m| roost_config::MacAddr(m).to_string()),
+                    "client_id": r.client_id.as_deref().map(hex::encode),
+                    "ip": r.ip,
+                    "hostname": r.hostname,
+                })
+            })
+            .collect();
+        json!({ "now": now, "zones": zones, "leases": leases, "local_names": names,
+                "reservations": reservations })
     }
 
     /// The metrics as `/metrics` shows them.

@@ -128,6 +128,7 @@ pub const LAB_DAEMONS: &[Service] = &[
     Service::Dns,
     Service::Dhcp,
     Service::Mqtt,
+    Service::Web,
 ];
 
 /// How long `up` waits for each daemon's `/health`.

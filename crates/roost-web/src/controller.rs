@@ -6,8 +6,9 @@
 //! Changes are serialized (one lock across the whole sequence). A reconcile pass, run at start
 //! and every [`RECONCILE_EVERY`], compares the digest each daemon reports on `/health` with the
 //! view of the current version and pushes again where they differ: a daemon restarted from the
-//! file it was built with gets the settings made in the UI back, and a version left `pending`
-//! by a power cut mid-push is finished (or marked failed and rolled back).
+//! file it was built with (no digest: it runs the built settings' view) gets the settings made
+//! in the UI back, and a version left `pending` by a power cut mid-push is finished (or marked
+//! failed and rolled back). A daemon whose built view is the current one is left alone.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -100,6 +101,7 @@ pub fn describe(errors: &ConfigErrors, with_positions: bool) -> String {
 pub struct Controller {
     store: Mutex<Store>,
     current: RwLock<Arc<Settings>>,
+    built: Settings,
     peers: Vec<PeerView>,
     client: Peers,
     settle: Duration,
@@ -107,10 +109,12 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller over `store`, pushing to `peers`; after a push it waits up to `settle` for
-    /// each daemon to report healthy.
+    /// A controller over `store`, pushing to `peers`, whose daemons were started with views of
+    /// `built` (the settings the router was built with); after a push it waits up to `settle`
+    /// for each daemon to report healthy.
     pub fn new(
         store: Store,
+        built: Settings,
         peers: Vec<PeerView>,
         client: Peers,
         settle: Duration,
@@ -120,6 +124,7 @@ impl Controller {
         Ok(Self {
             store: Mutex::new(store),
             current: RwLock::new(Arc::new(settings)),
+            built,
             peers,
             client,
             settle,
@@ -306,6 +311,8 @@ impl Controller {
             let problem = match result {
                 Err(e) => Some(e),
                 Ok(()) if digest.as_deref() == Some(config_digest(&view).as_str()) => None,
+                // Never pushed since it started: it runs its built view.
+                Ok(()) if digest.is_none() && self.built.render_view(peer.service) == view => None,
                 Ok(()) => match self.client.put_config(peer, &view).await {
                     Ok(()) => {
                         tracing::info!(service = peer.service.name(), "pushed current settings");

@@ -168,7 +168,13 @@ fn spawn_background(app: &Shared) {
 pub async fn run(view: WebView, state_dir: &Path) -> Result<(), RunError> {
     let store = store::Store::open(&state_dir.join("settings"), &view.settings)?;
     let client = peers::Peers::new().map_err(RunError::Client)?;
-    let controller = Arc::new(Controller::new(store, view.peers.clone(), client, SETTLE)?);
+    let controller = Arc::new(Controller::new(
+        store,
+        view.settings.clone(),
+        view.peers.clone(),
+        client,
+        SETTLE,
+    )?);
     let settings = controller.current();
     let (cert, key) = tls::certificate_files(&settings, state_dir)?;
     let acceptor = tls::acceptor(&cert, &key)?;

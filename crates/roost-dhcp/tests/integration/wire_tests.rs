@@ -173,6 +173,15 @@ fn needs_root_put_config_applies_a_new_reservation_and_keeps_leases() {
         Some(Ipv4Addr::new(192, 168, 1, 20))
     );
     assert!(net.lease(first).is_some(), "the old lease is kept");
+    // /state lists the reservation in force.
+    let reserved = net.state()["reservations"].as_array().unwrap().clone();
+    assert!(
+        reserved
+            .iter()
+            .any(|r| r["ip"] == "192.168.1.20"
+                && r["mac"] == roost_config::MacAddr(mac(2)).to_string()),
+        "{reserved:?}"
+    );
     // A broken view is refused and the old one stays.
     std::fs::write(&path, "zones = 5").unwrap();
     assert_eq!(net.put("/config", &path).0, 400);

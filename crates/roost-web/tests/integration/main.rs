@@ -88,6 +88,12 @@ pub(crate) struct World {
     pub(crate) _dir: tempfile::TempDir,
     pub(crate) app: Shared,
     pub(crate) daemons: Vec<(Service, Arc<FakeDaemon>)>,
+    /// Each daemon's control API, swapped for a fresh one to stand for a restart.
+    apis: Vec<Arc<std::sync::RwLock<axum::Router>>>,
+}
+
+fn control_api(fake: &Arc<FakeDaemon>) -> axum::Router {
+    roost_control::router(fake.clone(), Token::new(TOKEN).unwrap(), Limits::default())
 }
 
 pub(crate) fn example() -> Settings {
@@ -107,10 +113,16 @@ impl World {
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
         let mut peers = Vec::new();
         let mut daemons = Vec::new();
+        let mut apis = Vec::new();
         for service in Service::ALL.into_iter().filter(|s| *s != Service::Web) {
             let fake = Arc::new(FakeDaemon::default());
-            let app =
-                roost_control::router(fake.clone(), Token::new(TOKEN).unwrap(), Limits::default());
+            let api = Arc::new(std::sync::RwLock::new(control_api(&fake)));
+            let slot = api.clone();
+            let app = axum::Router::new().fallback(move |request: Request<Body>| {
+                let inner = slot.read().unwrap().clone();
+                async move { inner.oneshot(request).await }
+            });
+            apis.push(api);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             tokio::spawn(async move { axum::serve(listener, app).await });
@@ -124,6 +136,7 @@ impl World {
         let store = Store::open(&dir.path().join("settings"), &settings).unwrap();
         let controller = Controller::new(
             store,
+            settings.clone(),
             peers,
             Peers::new().unwrap(),
             Duration::from_millis(600),
@@ -134,6 +147,14 @@ impl World {
             _dir: dir,
             app,
             daemons,
+            apis,
+        }
+    }
+
+    /// Every daemon restarts: it forgets the views pushed to it (runs its built file again).
+    pub(crate) fn restart_daemons(&self) {
+        for ((_, fake), api) in self.daemons.iter().zip(&self.apis) {
+            *api.write().unwrap() = control_api(fake);
         }
     }
 
