@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 
 use axum::http::Method;
 use roost_config::Service;
-use roost_control::config_digest;
 use roost_web::controller::ChangeError;
 use roost_web::store::Status;
 
