@@ -14,7 +14,7 @@ use roost_lab::plan::CLIENT_IFNAME;
 use crate::TestLab;
 
 /// A hook script for all three clients that records reason, address, gateway and DNS.
-fn capture_script(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn capture_script(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let out = dir.join("events");
     let script = dir.join("capture.sh");
@@ -32,11 +32,11 @@ fn capture_script(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Event {
-    reason: String,
-    ip: Ipv4Addr,
-    router: String,
-    dns: String,
+pub(crate) struct Event {
+    pub(crate) reason: String,
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) router: String,
+    pub(crate) dns: String,
 }
 
 fn events(out: &Path) -> Vec<Event> {
@@ -60,7 +60,7 @@ fn events(out: &Path) -> Vec<Event> {
         .collect()
 }
 
-fn last_bound(out: &Path) -> Event {
+pub(crate) fn last_bound(out: &Path) -> Event {
     events(out)
         .into_iter()
         .rev()
@@ -68,7 +68,7 @@ fn last_bound(out: &Path) -> Event {
         .unwrap_or_else(|| panic!("no lease event in {}", out.display()))
 }
 
-fn set_mac(netns: &str, mac: &str) {
+pub(crate) fn set_mac(netns: &str, mac: &str) {
     let ok = Command::new("ip")
         .args(["-n", netns, "link", "set", CLIENT_IFNAME, "address", mac])
         .status()
@@ -77,13 +77,13 @@ fn set_mac(netns: &str, mac: &str) {
     assert!(ok);
 }
 
-fn in_ns(netns: &str, program: &str) -> Command {
+pub(crate) fn in_ns(netns: &str, program: &str) -> Command {
     let mut cmd = Command::new("timeout");
     cmd.args(["40", "ip", "netns", "exec", netns, program]);
     cmd
 }
 
-fn check(cmd: &mut Command) {
+pub(crate) fn check(cmd: &mut Command) {
     let o = cmd.output().unwrap();
     assert!(
         o.status.success(),
@@ -93,7 +93,7 @@ fn check(cmd: &mut Command) {
     );
 }
 
-fn udhcpc(netns: &str, script: &Path) {
+pub(crate) fn udhcpc(netns: &str, script: &Path) {
     check(
         in_ns(netns, "busybox")
             .args([
@@ -114,14 +114,14 @@ fn udhcpc(netns: &str, script: &Path) {
 }
 
 /// The dhcp daemon's leases, from `/state`.
-fn leases(t: &TestLab) -> Vec<serde_json::Value> {
+pub(crate) fn leases(t: &TestLab) -> Vec<serde_json::Value> {
     let (code, body) = t.lab.control_get(Service::Dhcp, "/state").unwrap();
     assert_eq!(code, 200, "{body}");
     let state: serde_json::Value = serde_json::from_str(&body).unwrap();
     state["leases"].as_array().unwrap().clone()
 }
 
-fn lease(t: &TestLab, ip: Ipv4Addr) -> serde_json::Value {
+pub(crate) fn lease(t: &TestLab, ip: Ipv4Addr) -> serde_json::Value {
     leases(t)
         .into_iter()
         .find(|l| l["ip"] == ip.to_string())

@@ -11,6 +11,7 @@ mod mirror_tests;
 mod mqtt_tests;
 mod policy_tests;
 mod update_tests;
+mod web_tests;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
