@@ -145,6 +145,13 @@ impl Controller {
         self.peers.iter().find(|p| p.service == service)
     }
 
+    /// The daemons this router runs: the host provisions a link token only for the VMs it
+    /// declares, so a peer without one (e.g. no update VM) is not deployed, and neither pushed
+    /// to nor reported as down.
+    fn deployed(&self) -> impl Iterator<Item = &PeerView> {
+        self.peers.iter().filter(|p| p.token_file.exists())
+    }
+
     /// The client the controller calls daemons with.
     pub fn client(&self) -> &Peers {
         &self.client
@@ -204,8 +211,7 @@ impl Controller {
     ) -> Result<Applied, ChangeError> {
         let previous = self.current();
         let affected: Vec<PeerView> = self
-            .peers
-            .iter()
+            .deployed()
             .filter(|p| previous.render_view(p.service) != next.render_view(p.service))
             .cloned()
             .collect();
@@ -305,7 +311,7 @@ impl Controller {
             .map(|v| v.number);
         let mut statuses = Vec::with_capacity(self.peers.len());
         let mut refused = None;
-        for peer in &self.peers {
+        for peer in self.deployed() {
             let view = current.render_view(peer.service);
             let Health { result, digest } = self.client.health(peer).await;
             let problem = match result {

@@ -287,3 +287,43 @@ async fn an_unreachable_daemon_is_reported_not_hidden() {
         .unwrap_err();
     assert!(e.to_string().contains("dns unreachable"), "{e}");
 }
+
+#[tokio::test]
+async fn a_daemon_without_a_link_token_is_not_deployed_so_neither_pushed_nor_reported() {
+    let w = World::new(example()).await;
+    let mut peers: Vec<_> = Service::ALL
+        .into_iter()
+        .filter_map(|s| w.app.controller.peer(s).cloned())
+        .collect();
+    for p in peers.iter_mut().filter(|p| p.service == Service::Mqtt) {
+        p.token_file = w._dir.path().join("no-such-token");
+    }
+    let store = roost_web::store::Store::open(&w._dir.path().join("other"), &example()).unwrap();
+    let c = roost_web::controller::Controller::new(
+        store,
+        example(),
+        peers,
+        roost_web::peers::Peers::new().unwrap(),
+        std::time::Duration::from_millis(300),
+    )
+    .unwrap();
+    let statuses = c.reconcile().await;
+    assert!(
+        statuses.iter().all(|s| s.service != Service::Mqtt),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s.service == Service::Dhcp && s.healthy)
+    );
+    let applied = c
+        .change(
+            "tv and bigger messages",
+            add_reservation_and_raise_mqtt_limit,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.pushed, vec![Service::Dhcp]);
+    assert!(w.daemon(Service::Mqtt).last().is_none());
+}
