@@ -30,6 +30,7 @@ pub mod ratelimit;
 pub mod resolver;
 pub mod server;
 pub mod tls;
+pub mod top;
 pub mod upstream;
 pub mod wire;
 

@@ -211,6 +211,8 @@ pub struct Resolver {
     view: RwLock<DnsView>,
     cache: Mutex<Cache>,
     limiter: Mutex<RateLimiter>,
+    /// The most asked-for names (sampled), for `/state`.
+    top: Mutex<crate::top::TopNames>,
     inflight: Mutex<HashMap<Key, watch::Receiver<Outcome>>>,
     /// DS and DNSKEY answers for validation, with their expiry.
     chain: Mutex<ChainCache>,
@@ -234,6 +236,7 @@ impl Resolver {
                 view.dns.serve_stale,
             )),
             limiter: Mutex::new(RateLimiter::new(view.dns.client_rate_limit)),
+            top: Mutex::new(crate::top::TopNames::default()),
             policy: RwLock::new(Arc::new(policy)),
             view: RwLock::new(view),
             inflight: Mutex::new(HashMap::new()),
@@ -290,7 +293,7 @@ impl Resolver {
     /// Decides about one message from `src` at `now`, without IO.
     pub fn decide(&self, packet: &[u8], src: IpAddr, transport: Transport, now: Instant) -> Step {
         let m = &self.metrics;
-        match transport {
+        let seen = match transport {
             Transport::Udp => m.udp_queries.fetch_add(1, Ordering::Relaxed),
             Transport::Tcp => m.tcp_queries.fetch_add(1, Ordering::Relaxed),
         };
@@ -315,6 +318,9 @@ impl Resolver {
         if q.qclass != wire::CLASS_IN || matches!(q.qtype, 251 | 252) {
             m.refused.fetch_add(1, Ordering::Relaxed);
             return Step::Reply(Reply::new(&q, packet, rcode::REFUSED, false).finish(limit));
+        }
+        if seen % crate::top::SAMPLE_EVERY == 0 {
+            lock(&self.top).observe(&q.name);
         }
         if let Some(local) = policy.local.lookup(&q.name, q.qtype, src) {
             m.local_answers.fetch_add(1, Ordering::Relaxed);
@@ -739,6 +745,11 @@ impl Resolver {
             "local_names": policy.local.names(),
             "lease_names": policy.local.lease_names(),
             "blocklist_names": policy.blocklists.len(),
+            "top_names": lock(&self.top)
+                .top(10)
+                .into_iter()
+                .map(|(name, queries)| serde_json::json!({ "name": name, "queries": queries }))
+                .collect::<Vec<_>>(),
         })
     }
 }

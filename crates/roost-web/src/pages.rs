@@ -631,6 +631,14 @@ async fn dns_page(State(app): State<Shared>, Extension(authed): Extension<Authed
                             dt { "Bytes" } dd { (s.pointer("/cache/bytes").and_then(serde_json::Value::as_u64).unwrap_or(0)) }
                             dt { "Blocked names" } dd { (s.get("blocklist_names").and_then(serde_json::Value::as_u64).unwrap_or(0)) }
                         }
+                        h3 { "Most asked for" }
+                        @let top = s.get("top_names").and_then(|t| t.as_array()).cloned().unwrap_or_default();
+                        @if top.is_empty() { p class="muted" { "No queries yet." } }
+                        ol class="top" {
+                            @for t in &top {
+                                li { span class="mono" { (t.get("name").and_then(|v| v.as_str()).unwrap_or("?")) } " " span class="muted" { "≈ " (t.get("queries").and_then(serde_json::Value::as_u64).unwrap_or(0)) } }
+                            }
+                        }
                         h3 { "Upstreams" }
                         ul class="services" {
                             @for u in s.get("upstreams").and_then(|u| u.as_array()).into_iter().flatten() {

@@ -274,3 +274,24 @@ fn new_config_is_applied_and_a_bad_one_refused() {
         "127.0.0.21"
     );
 }
+
+#[test]
+fn state_lists_the_most_asked_for_names_first() {
+    let knot = Knot::start();
+    let dns = RoostDns::start(&knot);
+    // 64 queries for one name, 16 for another: one in eight is sampled, so both are seen.
+    for i in 0..80 {
+        let name = if i % 5 == 0 {
+            "ns.example.test"
+        } else {
+            "www.example.test"
+        };
+        dns.dig(&["+short", name]);
+    }
+    let (code, state) = dns.http("GET", "/state", "");
+    assert_eq!(code, 200);
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let top = state["top_names"].as_array().unwrap();
+    assert_eq!(top[0]["name"], "www.example.test", "{top:?}");
+    assert!(top[0]["queries"].as_u64().unwrap() > top[1]["queries"].as_u64().unwrap());
+}

@@ -65,6 +65,7 @@ impl Daemon for FakeDaemon {
                          "hostname": "laptop", "active": true, "expires": 1_900_000_000u64 }],
             "wan": { "address": "203.0.113.10/24", "gateway": "203.0.113.1", "interface": "wan0", "mode": "dhcp" },
             "pushed": self.pushed.lock().unwrap().len(),
+            "top_names": [{ "name": "example.test", "queries": 96 }],
         })
     }
 

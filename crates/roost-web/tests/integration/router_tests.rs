@@ -282,6 +282,11 @@ async fn every_page_and_read_answers_once_logged_in() {
         a.body.contains("203.0.113.10/24"),
         "the WAN address from the firewall's state"
     );
+    let a = w.send(LAN_CLIENT, get("/dns", Some(&s))).await;
+    assert!(
+        a.body.contains("example.test"),
+        "the top names from the resolver's state"
+    );
 }
 
 #[tokio::test]
