@@ -5,10 +5,10 @@
 //! router; security-relevant values (passwords) have no default at all.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{Generation, HumanDuration, MacAddr, PhcHash};
@@ -54,6 +54,13 @@ pub struct Router {
     /// exactly this (RFC 8375).
     #[serde(default = "default_domain")]
     pub domain: String,
+    /// The router's IPv6 Unique Local Address prefix: a /48 in `fd00::/8` (RFC 4193), chosen
+    /// at random once and then kept, so addresses stay put across restarts and changes. Each
+    /// zone with `ipv6` gets the /64 `<prefix>:<ipv6_index>::/64` of it, announced by router
+    /// advertisements (SLAAC), and the router `<prefix>:<ipv6_index>::1`. Without it no zone
+    /// has IPv6; `roostctl config check` prints a freshly generated prefix to paste here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ula_prefix: Option<Ipv6Net>,
 }
 
 fn default_domain() -> String {
@@ -153,6 +160,69 @@ pub struct Zone {
     /// Address pool; without it the zone has no DHCP server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<ZoneDhcp>,
+    /// IPv6 in this zone (with `router.ula_prefix` set): the router's address in the zone's
+    /// /64 and router advertisements for SLAAC. The zone policy (`reach`) is the same for both.
+    #[serde(default = "yes")]
+    pub ipv6: bool,
+    /// Which /64 of `router.ula_prefix` the zone gets (the fourth group of its addresses,
+    /// 0..=65535). Default: the third number of the zone's IPv4 subnet (192.168.20.0/24 gives
+    /// 20, i.e. `<prefix>:14::/64`), so it never moves when zones are added or removed. Set it
+    /// when two zones' subnets share that number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_index: Option<u32>,
+}
+
+/// A zone's IPv6 addresses, derived from `router.ula_prefix` and the zone's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneIpv6 {
+    /// The zone's /64.
+    pub subnet: Ipv6Net,
+    /// The router's address in it (`::1` of the /64).
+    pub router: Ipv6Addr,
+}
+
+impl Zone {
+    /// The zone's /64 index: `ipv6_index`, or the third number of its IPv4 subnet.
+    pub fn effective_ipv6_index(&self) -> u32 {
+        self.ipv6_index
+            .unwrap_or_else(|| u32::from(self.subnet.network().octets()[2]))
+    }
+
+    /// The zone's IPv6 /64 and router address under `ula` (a /48), or `None` when the zone has
+    /// IPv6 off, there is no prefix, or the index does not fit.
+    pub fn ipv6_addresses(&self, ula: Option<Ipv6Net>) -> Option<ZoneIpv6> {
+        let ula = ula?;
+        if !self.ipv6 || ula.prefix_len() != 48 {
+            return None;
+        }
+        let index = u16::try_from(self.effective_ipv6_index()).ok()?;
+        let mut segments = ula.network().segments();
+        segments[3] = index;
+        let net = Ipv6Addr::new(
+            segments[0],
+            segments[1],
+            segments[2],
+            segments[3],
+            0,
+            0,
+            0,
+            0,
+        );
+        let router = Ipv6Addr::new(
+            segments[0],
+            segments[1],
+            segments[2],
+            segments[3],
+            0,
+            0,
+            0,
+            1,
+        );
+        Some(ZoneIpv6 {
+            subnet: Ipv6Net::new_assert(net, 64),
+            router,
+        })
+    }
 }
 
 /// A zone's DHCP pool.
@@ -612,4 +682,21 @@ impl Default for Update {
 
 fn yes() -> bool {
     true
+}
+
+/// The ULA /48 `fd<global id>::/48` for a 40-bit Global ID (RFC 4193 §3.2): pass five random
+/// bytes, once; the prefix is then kept in `router.ula_prefix`.
+pub fn ula_prefix(global_id: [u8; 5]) -> Ipv6Net {
+    let g = global_id;
+    let addr = Ipv6Addr::new(
+        0xfd00 | u16::from(g[0]),
+        u16::from_be_bytes([g[1], g[2]]),
+        u16::from_be_bytes([g[3], g[4]]),
+        0,
+        0,
+        0,
+        0,
+        0,
+    );
+    Ipv6Net::new_assert(addr, 48)
 }

@@ -83,6 +83,34 @@ impl Validator {
                 format!("`{}` is not a valid domain name", s.router.domain),
             );
         }
+        if let Some(ula) = s.router.ula_prefix {
+            let path = at.key("ula_prefix");
+            if ula.addr().segments()[0] >> 8 != 0xfd {
+                self.error(
+                    path,
+                    format!(
+                        "{ula} is not a locally assigned ULA prefix: it must be in fd00::/8 \
+                         (RFC 4193); `roostctl config check` suggests a random one"
+                    ),
+                );
+            } else if ula.prefix_len() != 48 {
+                self.error(
+                    path,
+                    format!(
+                        "{ula} is a /{}: the ULA prefix is a /48, so each zone gets a /64 of it",
+                        ula.prefix_len()
+                    ),
+                );
+            } else if ula.addr() != ula.network() {
+                self.error(
+                    path,
+                    format!(
+                        "write the network address: {} rather than {ula}",
+                        ula.trunc()
+                    ),
+                );
+            }
+        }
     }
 
     fn wan(&mut self, s: &Settings) {
@@ -157,6 +185,7 @@ impl Validator {
         }
         let mut bridges = Unique::new("bridge");
         let mut vlans = Unique::new("VLAN id");
+        let mut ipv6_indices = Unique::new("IPv6 index");
         for (name, zone) in &s.zones {
             let z = at.key(name.clone());
             self.zone_name(z.clone(), name);
@@ -187,6 +216,25 @@ impl Validator {
                         z.key("reach").index(i),
                         "a zone always reaches itself; remove it",
                     );
+                }
+            }
+            let index = zone.effective_ipv6_index();
+            if index > u32::from(u16::MAX) {
+                self.error(
+                    z.key("ipv6_index"),
+                    format!("{index} is outside 0..=65535 (a /48 holds 65536 /64s)"),
+                );
+            } else if zone.ipv6 && s.router.ula_prefix.is_some() {
+                // A derived index is reported too: two subnets may share their third number.
+                let how = if zone.ipv6_index.is_some() {
+                    ""
+                } else {
+                    " (derived from the subnet: set ipv6_index to another number)"
+                };
+                let before = self.findings.len();
+                ipv6_indices.check(self, z.key("ipv6_index"), index);
+                if let Some((_, message)) = self.findings.get_mut(before) {
+                    message.push_str(how);
                 }
             }
             self.pool(z, zone);

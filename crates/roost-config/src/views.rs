@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::settings::{
     Dns, MqttLimits, MqttListener, MqttUser, PortForward, Protocol, Reservation, Rule, Settings,
-    TlsFiles, Update, WanMode,
+    TlsFiles, Update, WanMode, ZoneIpv6,
 };
 use crate::source::{ConfigErrors, Source};
 use crate::types::HumanDuration;
@@ -157,6 +157,11 @@ impl Settings {
         }
     }
 
+    /// Zone `name`'s IPv6 /64 and router address, when it has IPv6 (see `router.ula_prefix`).
+    pub fn zone_ipv6(&self, name: &str) -> Option<ZoneIpv6> {
+        self.zones.get(name)?.ipv6_addresses(self.router.ula_prefix)
+    }
+
     fn zone_nets(&self) -> Vec<ZoneNet> {
         self.zones
             .iter()
@@ -289,6 +294,7 @@ impl Settings {
                     interface: name.clone(),
                     subnet: z.subnet,
                     router: z.router,
+                    ipv6: z.ipv6_addresses(self.router.ula_prefix),
                     reach: z.reach.clone(),
                 })
                 .collect(),
@@ -634,6 +640,10 @@ pub struct FirewallZone {
     pub subnet: Ipv4Net,
     /// The firewall's address in it.
     pub router: Ipv4Addr,
+    /// The zone's IPv6 /64 and the firewall's address in it (router advertisements announce
+    /// the /64); `None`: no IPv6 in this zone, and the firewall drops any from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<ZoneIpv6>,
     /// Zones and `wan` this zone may open connections to.
     pub reach: Vec<String>,
 }

@@ -27,12 +27,35 @@ fn load(file: &Path) -> anyhow::Result<Result<Settings, ExitCode>> {
 
 pub(crate) fn check(file: &Path) -> anyhow::Result<ExitCode> {
     Ok(match load(file)? {
-        Ok(_) => {
+        Ok(settings) => {
             eprintln!("{}: ok", file.display());
+            if settings.router.ula_prefix.is_none() {
+                eprintln!("{}", ula_hint(random_global_id()?));
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,
     })
+}
+
+/// What `config check` says when `router.ula_prefix` is not set: a prefix made now, to keep.
+fn ula_hint(global_id: [u8; 5]) -> String {
+    let prefix = roost_config::settings::ula_prefix(global_id);
+    format!(
+        "note: router.ula_prefix is not set, so no zone has IPv6. To turn it on, add this \
+         randomly generated prefix (RFC 4193) to [router] and keep it:\n  \
+         ula_prefix = \"{prefix}\""
+    )
+}
+
+/// Five bytes from the kernel's random source: a ULA Global ID.
+fn random_global_id() -> anyhow::Result<[u8; 5]> {
+    use std::io::Read as _;
+    let mut id = [0u8; 5];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut id))
+        .context("reading /dev/urandom")?;
+    Ok(id)
 }
 
 pub(crate) fn show(file: &Path, service: Service) -> anyhow::Result<ExitCode> {
@@ -45,4 +68,18 @@ pub(crate) fn show(file: &Path, service: Service) -> anyhow::Result<ExitCode> {
         }
         Err(code) => code,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ula_hint_suggests_a_prefix_that_validates() {
+        let hint = ula_hint([0x12, 0x34, 0x56, 0x78, 0x9a]);
+        assert!(
+            hint.contains("ula_prefix = \"fd12:3456:789a::/48\""),
+            "{hint}"
+        );
+    }
 }

@@ -389,3 +389,73 @@ fn reports_relative_trust_anchor_and_tls_ca_paths() {
         Some(std::path::Path::new("/etc/roost/ca.pem"))
     );
 }
+
+/// MINIMAL with `ula` as the router's ULA prefix.
+fn with_ula(ula: &str) -> String {
+    MINIMAL.replace(
+        "hostname = \"roost\"",
+        &format!("hostname = \"roost\"\nula_prefix = \"{ula}\""),
+    )
+}
+
+#[test]
+fn accepts_a_ula_prefix() {
+    Settings::from_toml("roost.toml", &with_ula("fd12:3456:789a::/48")).unwrap();
+}
+
+#[test]
+fn reports_a_ula_prefix_outside_fd00_or_not_a_48() {
+    for (ula, part) in [
+        ("2001:db8:1::/48", "fd00::/8"),
+        ("fc00:1:2::/48", "fd00::/8"),
+        ("fd12:3456::/32", "is a /32"),
+        ("fd12:3456:789a:1::/64", "is a /64"),
+        ("fd12:3456:789a::1/48", "write the network address"),
+    ] {
+        assert_reports(&with_ula(ula), "router.ula_prefix", "ula_prefix", part);
+    }
+}
+
+#[test]
+fn reports_an_ipv6_index_out_of_range() {
+    let text = with_ula("fd12:3456:789a::/48")
+        .replace("reach = [\"wan\"]", "reach = [\"wan\"]\nipv6_index = 65536");
+    assert_reports(&text, "zones.lan.ipv6_index", "ipv6_index", "0..=65535");
+}
+
+#[test]
+fn reports_duplicate_ipv6_indices_explicit_and_derived() {
+    // Explicit: iot claims lan's index 1.
+    let iot =
+        "\n[zones.iot]\nsubnet = \"192.168.20.0/24\"\nrouter = \"192.168.20.1\"\nipv6_index = 1\n";
+    let text = with_ula("fd12:3456:789a::/48") + iot;
+    assert_reports(
+        &text,
+        "zones.lan.ipv6_index",
+        "[zones.lan]",
+        "duplicate IPv6 index",
+    );
+    // Derived: 10.1.1.0/24 and 192.168.1.0/24 share their third number.
+    let other = "\n[zones.other]\nsubnet = \"10.1.1.0/24\"\nrouter = \"10.1.1.1\"\n";
+    let text = with_ula("fd12:3456:789a::/48") + other;
+    let e = errors(&text);
+    let d = e
+        .diagnostics
+        .iter()
+        .find(|d| d.path.to_string().ends_with("ipv6_index"))
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(d.message.contains("set ipv6_index"), "{}", d.message);
+    // The same two zones are fine once one is given its own index, or has IPv6 off, or
+    // there is no ULA prefix at all.
+    let fixed = text.replace(
+        "router = \"10.1.1.1\"",
+        "router = \"10.1.1.1\"\nipv6_index = 7",
+    );
+    Settings::from_toml("roost.toml", &fixed).unwrap();
+    let off = text.replace(
+        "router = \"10.1.1.1\"",
+        "router = \"10.1.1.1\"\nipv6 = false",
+    );
+    Settings::from_toml("roost.toml", &off).unwrap();
+    Settings::from_toml("roost.toml", &(MINIMAL.to_owned() + other)).unwrap();
+}

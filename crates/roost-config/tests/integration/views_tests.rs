@@ -206,3 +206,86 @@ fn firewall_view_publishes_dns_everywhere_and_web_only_where_allowed() {
     assert_eq!(web.len(), 2);
     assert!(web.iter().all(|p| p.zones == ["lan"]));
 }
+
+const ULA_ZONES: &str = r#"
+[router]
+hostname = "roost"
+ula_prefix = "fd12:3456:789a::/48"
+
+[wan]
+mode = "dhcp"
+
+[dns]
+upstreams = [{ address = "198.51.100.53" }]
+
+[zones.lan]
+subnet = "192.168.1.0/24"
+router = "192.168.1.1"
+reach = ["wan", "iot"]
+
+[zones.iot]
+subnet = "192.168.20.0/24"
+router = "192.168.20.1"
+reach = ["wan"]
+
+[zones.guest]
+subnet = "192.168.30.0/24"
+router = "192.168.30.1"
+ipv6 = false
+"#;
+
+fn fw_zone(
+    view: &roost_config::views::FirewallView,
+    name: &str,
+) -> roost_config::views::FirewallZone {
+    view.zones.iter().find(|z| z.name == name).unwrap().clone()
+}
+
+#[test]
+fn firewall_view_gives_each_ipv6_zone_its_64_and_the_router_its_1() {
+    let s = Settings::from_toml("t", ULA_ZONES).unwrap();
+    let fw = s.firewall_view();
+    let lan = fw_zone(&fw, "lan").ipv6.unwrap();
+    assert_eq!(lan.subnet.to_string(), "fd12:3456:789a:1::/64");
+    assert_eq!(lan.router.to_string(), "fd12:3456:789a:1::1");
+    // The index defaults to the subnet's third number: 20 is 0x14.
+    let iot = fw_zone(&fw, "iot").ipv6.unwrap();
+    assert_eq!(iot.subnet.to_string(), "fd12:3456:789a:14::/64");
+    assert_eq!(s.zone_ipv6("iot"), Some(iot));
+    // `ipv6 = false` and a missing prefix both mean no IPv6.
+    assert_eq!(fw_zone(&fw, "guest").ipv6, None);
+    let v4 = Settings::from_toml("t", &ULA_ZONES.replace("ula_prefix", "# ula_prefix")).unwrap();
+    assert!(v4.firewall_view().zones.iter().all(|z| z.ipv6.is_none()));
+}
+
+#[test]
+fn ipv6_prefixes_stay_put_when_a_zone_is_added_or_the_index_is_set() {
+    let s = Settings::from_toml("t", ULA_ZONES).unwrap();
+    let more = ULA_ZONES.to_owned()
+        + "\n[zones.cam]\nsubnet = \"192.168.5.0/24\"\nrouter = \"192.168.5.1\"\n";
+    let t = Settings::from_toml("t", &more).unwrap();
+    for zone in ["lan", "iot"] {
+        assert_eq!(s.zone_ipv6(zone), t.zone_ipv6(zone), "{zone} moved");
+    }
+    assert_eq!(
+        t.zone_ipv6("cam").unwrap().subnet.to_string(),
+        "fd12:3456:789a:5::/64"
+    );
+    let explicit = ULA_ZONES.replace(
+        "router = \"192.168.20.1\"",
+        "router = \"192.168.20.1\"\nipv6_index = 0x200",
+    );
+    let u = Settings::from_toml("t", &explicit).unwrap();
+    assert_eq!(
+        u.zone_ipv6("iot").unwrap().router.to_string(),
+        "fd12:3456:789a:200::1"
+    );
+}
+
+#[test]
+fn firewall_view_with_ipv6_parses_back_to_itself() {
+    use roost_config::View as _;
+    let fw = Settings::from_toml("t", ULA_ZONES).unwrap().firewall_view();
+    let back = roost_config::views::FirewallView::from_toml("t", &fw.render()).unwrap();
+    assert_eq!(back, fw);
+}
