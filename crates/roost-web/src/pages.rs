@@ -934,45 +934,76 @@ async fn updates_page(
     let body = html! {
         @match &state {
             Ok(s) => {
+                @let current = s.pointer("/current/generation").and_then(serde_json::Value::as_u64);
+                @let newest = s.get("available").and_then(|a| a.as_array()).and_then(|a| a.iter().filter_map(serde_json::Value::as_u64).max());
+                @let pinned = s.get("pinned").and_then(serde_json::Value::as_u64);
                 section class="grid" {
                     div class="card" {
                         h2 { "Running" }
-                        p class="big" { "Generation " (s.get("current").map(ToString::to_string).unwrap_or_else(|| "—".into())) }
+                        p class="big" { @if let Some(g) = current { "Generation " (g) } @else { "No generation installed yet" } }
                         dl {
                             dt { "Channel" } dd { (s.get("channel").and_then(|v| v.as_str()).unwrap_or("—")) }
                             dt { "Automatic updates" } dd { (if s.get("auto").and_then(serde_json::Value::as_bool) == Some(true) { "on" } else { "off" }) }
-                            dt { "Pinned" } dd { (s.get("pinned").filter(|p| !p.is_null()).map_or_else(|| "no".to_owned(), ToString::to_string)) }
-                            dt { "Available" } dd { (s.get("available").filter(|p| !p.is_null()).map_or_else(|| "nothing newer".to_owned(), ToString::to_string)) }
+                            dt { "Pinned" } dd { (pinned.map_or_else(|| "no".to_owned(), |p| format!("generation {p}"))) }
+                            dt { "Available" } dd {
+                                @match newest {
+                                    Some(n) if Some(n) > current => { strong { "generation " (n) } }
+                                    _ => { "nothing newer" }
+                                }
+                            }
+                            @if let Some(t) = s.pointer("/current/toplevel").and_then(|v| v.as_str()) { dt { "System" } dd class="mono" { (t) } }
                         }
-                        @if let Some(e) = s.pointer("/last_check/error").and_then(|v| v.as_str()) { div class="flash error" { p { "Last check failed: " (e) } } }
-                        @if let Some(f) = s.get("last_failure").filter(|f| !f.is_null()) { div class="flash error" { p { "Last update rolled back: " (f) } } }
+                        @if let Some(e) = s.pointer("/last_check/error").and_then(|v| v.as_str()) { div class="flash error" { p { "The last check failed: " (e) } } }
+                        @if let Some(f) = s.get("last_failure").filter(|f| !f.is_null()) {
+                            div class="flash error" { p {
+                                "Generation " (f.get("generation").and_then(serde_json::Value::as_u64).unwrap_or(0))
+                                " was rolled back (" (f.get("phase").and_then(|v| v.as_str()).unwrap_or("?")) "): "
+                                (f.get("reason").and_then(|v| v.as_str()).unwrap_or(""))
+                            } }
+                        }
                         div class="row" {
                             (action("/updates/check", "Check now", "secondary"))
                             (action("/updates/apply", "Install now", ""))
                             (action("/updates/rollback", "Roll back", "danger"))
-                            (action("/updates/unpin", "Unpin", "secondary"))
+                            @if pinned.is_some() { (action("/updates/unpin", "Unpin", "secondary")) }
                         }
                     }
                     div class="card" id="progress" data-poll="/api/updates" {
                         h2 { "Progress" }
                         @let done = s.pointer("/progress/bytes").and_then(serde_json::Value::as_u64).unwrap_or(0);
                         @let total = s.pointer("/progress/bytes_total").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                        p { @if s.get("pending").is_some_and(|p| !p.is_null()) { "An update is running." } @else { "No update is running." } }
                         progress max=(total.max(1)) value=(done) {}
                         p class="muted" data-progress-text { (done) " of " (total) " bytes" }
                     }
                 }
                 section class="card" {
+                    h2 { "Installed generations" }
+                    ul class="services" {
+                        @for (g, path) in s.get("installed").and_then(|i| i.as_object()).into_iter().flatten().rev() {
+                            li {
+                                strong { "Generation " (g) }
+                                @if Some(g.as_str()) == current.map(|c| c.to_string()).as_deref() { " " span class="pill ok" { "running" } }
+                                @if Some(g.as_str()) == pinned.map(|c| c.to_string()).as_deref() { " " span class="pill" { "pinned" } }
+                                " " span class="muted mono" { (path.as_str().unwrap_or("")) }
+                                @if let Ok(n) = g.parse::<u64>() { @if Some(n) != pinned { (action(&format!("/updates/pin/{n}"), "Pin", "small secondary")) } }
+                            }
+                        }
+                    }
                     h2 { "History" }
-                    ul class="history" {
-                        @for h in s.get("history").and_then(|h| h.as_array()).into_iter().flatten().rev() {
-                            li class="mono" { (h) }
+                    div class="scroll" { table {
+                        thead { tr { th { "When" } th { "Generation" } th { "Outcome" } th { "Why" } } }
+                        tbody {
+                            @for h in s.get("history").and_then(|h| h.as_array()).into_iter().flatten().rev().take(50) {
+                                tr {
+                                    td { (h.get("at").and_then(|v| v.as_str()).unwrap_or("")) }
+                                    td { (h.get("generation").and_then(serde_json::Value::as_u64).unwrap_or(0)) }
+                                    td { (h.get("outcome").and_then(|v| v.as_str()).unwrap_or("")) }
+                                    td class="muted" { (h.get("reason").and_then(|v| v.as_str()).unwrap_or("")) }
+                                }
+                            }
                         }
-                    }
-                    @for g in s.get("installed").and_then(|h| h.as_array()).into_iter().flatten() {
-                        @if let Some(n) = g.as_u64().or_else(|| g.get("generation").and_then(serde_json::Value::as_u64)) {
-                            (action(&format!("/updates/pin/{n}"), &format!("Pin generation {n}"), "small secondary"))
-                        }
-                    }
+                    } }
                 }
             }
             Err(e) => { section class="card" { div class="flash error" { p { "The update agent cannot be asked: " (e.message) } } } }

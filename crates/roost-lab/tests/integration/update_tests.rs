@@ -381,6 +381,20 @@ command = ["sh", "-c", "! test -e {run}/unhealthy"]
     assert!(bytes * 4 < first_bytes, "{bytes} of {first_bytes}");
     assert_eq!(lines(&tmp, "run/restarts"), ["dhcp", "dns", "dhcp"]);
 
+    // The web UI shows it from the LAN: generation 2 running, both installed.
+    let admin = crate::web_tests::Admin::first_run(&lab);
+    let (code, body) = admin.get("/api/updates");
+    assert_eq!(code, 200, "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["current"]["generation"], 2, "{seen:#}");
+    let (code, page) = admin.get("/updates");
+    assert_eq!(code, 200);
+    assert!(page.contains("Generation 2</p>"), "{page}");
+    assert!(
+        page.contains("/updates/pin/1"),
+        "generation 1 can be pinned: {page}"
+    );
+
     // Generation 3 fails its health check: the agent switches back to 2 by itself, records
     // why, and never tries it again.
     publish(&tmp.0, &host, &built["bad"], 3, &cache_url);

@@ -33,7 +33,7 @@ fn curl(netns: &str, jar: &std::path::Path, args: &[&str]) -> (u16, String) {
 }
 
 /// A logged-in API client in the LAN client's namespace.
-struct Admin {
+pub(crate) struct Admin {
     netns: String,
     jar: PathBuf,
     csrf: String,
@@ -41,7 +41,7 @@ struct Admin {
 
 impl Admin {
     /// Sets the first password (the lab starts without one) and keeps the session.
-    fn first_run(t: &TestLab) -> Self {
+    pub(crate) fn first_run(t: &TestLab) -> Self {
         let netns = t.lab.netns("client-lan").unwrap();
         let jar = std::env::temp_dir().join(format!("roost-lab-web-{netns}.jar"));
         let _ = std::fs::remove_file(&jar);
@@ -67,7 +67,15 @@ impl Admin {
         Self { netns, jar, csrf }
     }
 
-    fn send(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
+        curl(
+            &self.netns,
+            &self.jar,
+            &[&format!("https://192.168.1.1{path}")],
+        )
+    }
+
+    pub(crate) fn send(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let csrf = format!("x-csrf-token: {}", self.csrf);
         let url = format!("https://192.168.1.1{path}");
         curl(
