@@ -1,8 +1,10 @@
 # Verifies the MQTT broker through the router: an IoT sensor publishes to its router address,
 # a LAN dashboard subscribed at its own router address receives it, and a guest cannot even
 # connect (no listener in the guest zone). Users are made the way a user would, with argon2id
-# hashes; the passwords here are test-only.
+# hashes; the passwords here are test-only. The router's own telemetry (published by the web VM
+# through the broker's control API) is readable under roost/ and no device can overwrite it.
 # Mirrors: lab_iot_sensor_publishes_and_lan_dashboard_receives_while_guests_cannot_connect
+# Mirrors: lab_mqtt_dashboard_reads_the_router_telemetry_that_no_device_can_write
 { pkgs, roostModule }:
 let
   nodes = import ./lib.nix { inherit pkgs roostModule; };
@@ -52,5 +54,13 @@ pkgs.testers.runNixOSTest {
 
     with subtest("a guest cannot connect"):
         guest.fail("nc -z -w2 192.168.30.1 1883")
+
+    with subtest("the router's telemetry is readable under roost/ and not writable by devices"):
+        read = "mosquitto_sub -h 192.168.1.1 -u dashboard -P dashboard-password -t roost/wan/address -C 1 -W 5"
+        # The web VM publishes every 15 s, retained; the WAN address once the firewall has a lease.
+        lan.wait_until_succeeds(read + " | grep -q '^203\\.0\\.113\\.'", timeout=120)
+        # A sensor's retained publish to roost/ is not taken.
+        iot.succeed("mosquitto_pub -h 192.168.20.1 -u sensor -P sensor-password -t roost/wan/address -r -m 198.51.100.66/24")
+        lan.succeed(read + " | grep -q '^203\\.0\\.113\\.'")
   '';
 }

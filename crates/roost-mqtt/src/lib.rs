@@ -7,7 +7,9 @@
 //!
 //! - **Ports**: each listener's port (`listeners[].port`, default 1883, 8883 with `tls`) on the
 //!   service-link address (`control.listen`'s IP); the control API on `control.listen` (TCP
-//!   9100: `/health`, `/metrics`, `/state`, `PUT /config`, bearer token; see `roost-control`).
+//!   9100: `/health`, `/metrics`, `/state`, `PUT /config`, and `PUT /telemetry`, which the web
+//!   VM uses to publish the router's telemetry retained under `roost/`; bearer token; see
+//!   `roost-control`).
 //! - **Files**: the view `/etc/roost/mqtt.toml` (`--config`); TLS certificate and key named in
 //!   it; `$STATE_DIRECTORY/broker.json` (default `/var/lib/roost/mqtt`), the retained messages
 //!   and persistent sessions, replaced atomically (see [`store`]).
@@ -71,10 +73,40 @@ pub async fn run(view: MqttView, state_dir: &Path) -> Result<(), RunError> {
     let token = roost_control::Token::load(&view.control.token_file)?;
     let control = view.control.listen;
     let daemon = server::start(view, state_dir).await?;
-    let app = roost_control::router(daemon.clone(), token, roost_control::Limits::default());
+    let extra = axum::Router::new().route("/telemetry", axum::routing::put(put_telemetry));
+    let app = roost_control::router_with(
+        daemon.clone(),
+        token,
+        roost_control::Limits::default(),
+        extra,
+    );
     let listener = roost_control::bind(control.into()).await?;
     roost_control::serve(listener, app, roost_control::shutdown_signal()).await?;
     daemon.shutdown().await;
     tracing::info!("state saved; stopped");
     Ok(())
+}
+
+/// A telemetry update: topic (under `roost/`) → value, each published retained.
+#[derive(Debug, serde::Deserialize)]
+pub struct Telemetry {
+    /// The topics and their values.
+    pub topics: std::collections::BTreeMap<String, String>,
+}
+
+/// `PUT /telemetry` (web VM only, behind the link token): `204`, or `400` and why.
+async fn put_telemetry(
+    axum::extract::State(daemon): axum::extract::State<std::sync::Arc<server::Daemon>>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    let telemetry: Telemetry = match serde_json::from_slice(&body) {
+        Ok(t) => t,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid body: {e}\n")).into_response(),
+    };
+    match daemon.publish_telemetry(telemetry.topics) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    }
 }

@@ -99,6 +99,7 @@ enum Event {
     Closed(ConnId),
     Query(oneshot::Sender<Report>),
     Limits(Limits),
+    Telemetry(Vec<(String, Bytes)>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -603,6 +604,11 @@ async fn broker_task(
                             });
                         }
                         Event::Limits(l) => core.set_limits(l),
+                        Event::Telemetry(items) => {
+                            for (topic, payload) in items {
+                                core.publish_internal(&topic, payload, true, now);
+                            }
+                        }
                         Event::Shutdown(done) => {
                             let bytes = serde_json::to_vec(&core.snapshot(now)).unwrap_or_default();
                             if let Err(e) = store::save(&state_dir, &bytes) {
@@ -706,7 +712,58 @@ pub async fn start(view: MqttView, state_dir: &Path) -> Result<Arc<Daemon>, crat
     Ok(Arc::new(Daemon { shared }))
 }
 
+/// Most telemetry topics in one `PUT /telemetry`.
+pub const MAX_TELEMETRY_TOPICS: usize = 256;
+/// Longest telemetry topic, in bytes.
+pub const MAX_TELEMETRY_TOPIC: usize = 256;
+/// Longest telemetry value, in bytes.
+pub const MAX_TELEMETRY_VALUE: usize = 4096;
+
+/// Checks a telemetry update: topics under `roost/`, concrete (no wildcards, no empty level),
+/// bounded in count and size. The reason when not.
+pub fn check_telemetry(topics: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if topics.len() > MAX_TELEMETRY_TOPICS {
+        return Err(format!("more than {MAX_TELEMETRY_TOPICS} topics"));
+    }
+    for (topic, value) in topics {
+        let Some(rest) = topic.strip_prefix("roost/") else {
+            return Err(format!("{topic:?}: telemetry topics start with roost/"));
+        };
+        if topic.len() > MAX_TELEMETRY_TOPIC
+            || rest
+                .split('/')
+                .any(|level| level.is_empty() || level.contains(['+', '#', '\0']))
+        {
+            return Err(format!(
+                "{topic:?}: not a concrete topic of at most {MAX_TELEMETRY_TOPIC} bytes"
+            ));
+        }
+        if value.len() > MAX_TELEMETRY_VALUE {
+            return Err(format!(
+                "{topic:?}: value longer than {MAX_TELEMETRY_VALUE} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Daemon {
+    /// Publishes the router's telemetry (from the web VM): each topic retained, as the router.
+    pub fn publish_telemetry(
+        &self,
+        topics: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        check_telemetry(&topics)?;
+        let items = topics
+            .into_iter()
+            .map(|(t, v)| (t, Bytes::from(v)))
+            .collect();
+        self.shared
+            .events
+            .try_send(Event::Telemetry(items))
+            .map_err(|_| "the broker is busy; try again".to_owned())
+    }
+
     /// Writes the final snapshot and stops the broker task.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();

@@ -18,7 +18,8 @@
 //! files; [`controller`] validates, versions and pushes settings to the daemons through
 //! [`peers`] and rolls back on failure; [`ops`] is what the pages ([`pages`]) and the API
 //! ([`api`]) do, written once; [`app`] is the axum application with its gate (zone, first run,
-//! session, CSRF) and security headers; [`server`] serves it over TLS.
+//! session, CSRF) and security headers; [`server`] serves it over TLS; [`telemetry`] hands the
+//! router's state to the MQTT broker for dashboards.
 //!
 //! There is no default password: until `web.admin.password_hash` is set the UI shows only the
 //! set-up page, and only to the LAN zone.
@@ -33,6 +34,7 @@ pub mod peers;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -129,9 +131,12 @@ impl Daemon for WebDaemon {
     }
 }
 
-/// Background work: reconcile the daemons and sample the resolver's counters.
+/// Background work: reconcile the daemons, publish telemetry, sample the resolver's counters.
 fn spawn_background(app: &Shared) {
     let reconcile = Arc::clone(app);
+    // Telemetry starts once the daemons' health is known.
+    let first_pass = Arc::new(tokio::sync::Notify::new());
+    let done = Arc::clone(&first_pass);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(controller::RECONCILE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -139,6 +144,26 @@ fn spawn_background(app: &Shared) {
             tick.tick().await;
             reconcile.controller.reconcile().await;
             reconcile.settings_changed();
+            done.notify_one();
+        }
+    });
+    let publisher = Arc::clone(app);
+    tokio::spawn(async move {
+        first_pass.notified().await;
+        let mut tick = tokio::time::interval(telemetry::PUBLISH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match publish_telemetry(&publisher).await {
+                Ok(()) => failing = false,
+                // Said once per outage, not every round.
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "telemetry not published");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
         }
     });
     let sampler = Arc::clone(app);
@@ -162,6 +187,38 @@ fn spawn_background(app: &Shared) {
             }
         }
     });
+}
+
+/// One round of telemetry to the broker (see [`telemetry`]); why not, if it failed.
+async fn publish_telemetry(app: &Shared) -> Result<(), String> {
+    let c = &app.controller;
+    let Some(mqtt) = c.peer(Service::Mqtt).filter(|p| p.token_file.exists()) else {
+        return Ok(());
+    };
+    if !c.current().mqtt.enabled {
+        return Ok(());
+    }
+    let firewall = ops::peer_state(c, Service::Firewall).await.ok();
+    let dhcp = ops::peer_state(c, Service::Dhcp).await.ok();
+    let dns = app::lock_history(app).points().last().copied();
+    let services = c.peer_status();
+    let version = c
+        .versions()
+        .await
+        .iter()
+        .rev()
+        .find(|v| !matches!(v.status, store::Status::Failed(_)))
+        .map(|v| v.number);
+    let topics = telemetry::topics(&telemetry::Inputs {
+        firewall: firewall.as_ref(),
+        dhcp: dhcp.as_ref(),
+        dns,
+        services: &services,
+        version,
+    });
+    c.client()
+        .put_json(mqtt, "/telemetry", &serde_json::json!({ "topics": topics }))
+        .await
 }
 
 /// Runs the web VM's daemon until SIGTERM.

@@ -46,7 +46,7 @@ impl Peers {
         peer: &PeerView,
         method: reqwest::Method,
         path: &str,
-        body: Option<String>,
+        body: Option<(&'static str, String)>,
     ) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, String), String> {
         let name = peer.service.name();
         let token = std::fs::read_to_string(&peer.token_file).map_err(|e| {
@@ -57,9 +57,9 @@ impl Peers {
         })?;
         let url = format!("{}{path}", peer.url.trim_end_matches('/'));
         let mut request = self.http.request(method, &url).bearer_auth(token.trim());
-        if let Some(body) = body {
+        if let Some((content_type, body)) = body {
             request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/toml")
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body);
         }
         let response = request
@@ -86,7 +86,12 @@ impl Peers {
     /// `PUT /config` with `view`; `Err` with the daemon's own words when it refuses.
     pub async fn put_config(&self, peer: &PeerView, view: &str) -> Result<(), String> {
         let (status, _, text) = self
-            .call(peer, reqwest::Method::PUT, "/config", Some(view.to_owned()))
+            .call(
+                peer,
+                reqwest::Method::PUT,
+                "/config",
+                Some(("application/toml", view.to_owned())),
+            )
             .await?;
         if status.is_success() {
             Ok(())
@@ -148,10 +153,43 @@ impl Peers {
     /// `POST path` (e.g. the update agent's `/check`); the answer's text.
     pub async fn post(&self, peer: &PeerView, path: &str) -> Result<String, String> {
         let (status, _, text) = self
-            .call(peer, reqwest::Method::POST, path, Some(String::new()))
+            .call(
+                peer,
+                reqwest::Method::POST,
+                path,
+                Some(("text/plain", String::new())),
+            )
             .await?;
         if status.is_success() {
             Ok(text)
+        } else {
+            Err(format!(
+                "{} {path}: {status}: {}",
+                peer.service.name(),
+                text.trim()
+            ))
+        }
+    }
+}
+
+impl Peers {
+    /// `PUT path` with a JSON body (e.g. the broker's `/telemetry`).
+    pub async fn put_json(
+        &self,
+        peer: &PeerView,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), String> {
+        let (status, _, text) = self
+            .call(
+                peer,
+                reqwest::Method::PUT,
+                path,
+                Some(("application/json", body.to_string())),
+            )
+            .await?;
+        if status.is_success() {
+            Ok(())
         } else {
             Err(format!(
                 "{} {path}: {status}: {}",

@@ -189,3 +189,85 @@ fn lab_iot_sensor_publishes_and_lan_dashboard_receives_while_guests_cannot_conne
         "{metrics}"
     );
 }
+
+/// The retained value of `topic` as the LAN dashboard reads it, if any within 3 s.
+fn retained(t: &TestLab, topic: &str) -> Option<String> {
+    let o = cmd_in(
+        t,
+        "client-lan",
+        "mosquitto_sub",
+        &[
+            "-h",
+            "192.168.1.1",
+            "-p",
+            "1883",
+            "-u",
+            "dashboard",
+            "-P",
+            DASH_PW,
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            "3",
+        ],
+    )
+    .output()
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    (o.status.success() && !out.is_empty()).then_some(out)
+}
+
+#[test]
+fn lab_mqtt_dashboard_reads_the_router_telemetry_that_no_device_can_write() {
+    let (t, _dir) = up_with_users("mt");
+    let wan = t.wan_address().to_string();
+    // The web VM publishes every 15 s through the broker's control API; the WAN address shows
+    // once the firewall has its lease.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        if retained(&t, "roost/wan/address").is_some_and(|v| v.starts_with(&format!("{wan}/"))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no WAN address under roost/wan/address"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while retained(&t, "roost/services/dhcp").as_deref() != Some("ok") {
+        assert!(Instant::now() < deadline, "dhcp's health is not under roost/services/dhcp");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // A device cannot write there: the sensor's publish is not taken, the value stays.
+    let o = cmd_in(
+        &t,
+        "client-iot",
+        "mosquitto_pub",
+        &[
+            "-h",
+            "192.168.20.1",
+            "-p",
+            "1883",
+            "-u",
+            "sensor",
+            "-P",
+            SENSOR_PW,
+            "-t",
+            "roost/wan/address",
+            "-r",
+            "-m",
+            "198.51.100.66/24",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = retained(&t, "roost/wan/address").unwrap();
+    assert!(
+        v.starts_with(&format!("{wan}/")),
+        "a device overwrote telemetry: {v}"
+    );
+}

@@ -545,3 +545,44 @@ fn control_api_reports_clients_metrics_and_takes_config() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(stdout(&s.finish(WAIT)), "a/b hello\n");
 }
+
+#[test]
+fn telemetry_from_the_web_vm_is_retained_under_roost_and_bad_topics_are_refused() {
+    let (_dir, b) = start(None, false);
+    let good = r#"{"topics":{"roost/wan/address":"203.0.113.10/24","roost/dns/queries_per_second":"12.5"}}"#;
+    let answer = b.put("/telemetry", good);
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    // Retained: a user who subscribes afterwards gets both at once.
+    let o = run(
+        "mosquitto_sub",
+        &base(&b, "plug", "plug-pw", "dash", "mqttv311")
+            .iter()
+            .map(String::as_str)
+            .chain([
+                "-t",
+                "roost/wan/#",
+                "-t",
+                "roost/dns/#",
+                "-v",
+                "-C",
+                "2",
+                "-W",
+                "5",
+            ])
+            .collect::<Vec<_>>(),
+    );
+    let out = stdout(&o);
+    assert!(out.contains("roost/wan/address 203.0.113.10/24"), "{out}");
+    assert!(out.contains("roost/dns/queries_per_second 12.5"), "{out}");
+    for bad in [
+        r#"{"topics":{"sensors/x":"1"}}"#,
+        r#"{"topics":{"roost/+/x":"1"}}"#,
+        r#"{"topics":{"roost//x":"1"}}"#,
+        r#"{"topics":"nope"}"#,
+    ] {
+        let answer = b.put("/telemetry", bad);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{bad}: {answer}");
+    }
+    let huge = format!(r#"{{"topics":{{"roost/x":"{}"}}}}"#, "x".repeat(5000));
+    assert!(b.put("/telemetry", &huge).starts_with("HTTP/1.1 400"));
+}

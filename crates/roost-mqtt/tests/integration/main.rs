@@ -180,6 +180,20 @@ impl Broker {
         out
     }
 
+    /// PUT `body` to a control API path; the whole answer.
+    pub(crate) fn put(&self, path: &str, body: &str) -> String {
+        let mut s = TcpStream::connect(self.control).unwrap();
+        write!(
+            s,
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
     /// Waits until a client with this id is connected with `subs` subscriptions.
     pub(crate) fn wait_subscribed(&self, client_id: &str, subs: usize) {
         wait_until(Duration::from_secs(15), || {
