@@ -14,6 +14,12 @@ in
     boot.kernel.sysctl = {
       "net.ipv4.ip_forward" = 1;
       "net.ipv4.conf.all.rp_filter" = 1;
+      # IPv6 on the zones (docs/adr/0009-ipv6-zones.md): the firewall routes and sends the
+      # router advertisements itself, so it takes none (the daemon checks these and writes
+      # only what differs).
+      "net.ipv6.conf.all.forwarding" = 1;
+      "net.ipv6.conf.all.accept_ra" = 0;
+      "net.ipv6.conf.default.accept_ra" = 0;
     };
     # The ruleset is roost-firewall's alone: no NixOS firewall beside it.
     networking.firewall.enable = false;

@@ -59,6 +59,23 @@ pub fn check(view: &FirewallView) -> Result<(), InvalidView> {
                 z.router, z.subnet
             ));
         }
+        if let Some(v6) = &z.ipv6 {
+            if v6.subnet.prefix_len() != 64 || !v6.subnet.contains(&v6.router) {
+                errs.push(format!(
+                    "zones[{i}].ipv6: {} is not an address in the /64 {}",
+                    v6.router, v6.subnet
+                ));
+            }
+            if view.zones[..i]
+                .iter()
+                .any(|o| o.ipv6.is_some_and(|o| o.subnet == v6.subnet))
+            {
+                errs.push(format!(
+                    "zones[{i}].ipv6 subnet {} is used twice",
+                    v6.subnet
+                ));
+            }
+        }
         for r in &z.reach {
             if !zone_known(r) {
                 errs.push(format!("zones[{i}].reach names no zone `{r}`"));

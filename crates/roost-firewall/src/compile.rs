@@ -4,7 +4,14 @@
 //!
 //! Policy, in the order the chains apply it:
 //! - `input` and `forward` drop by default; established and related traffic passes, invalid is
-//!   dropped, the ICMP errors pass, echo requests to the router pass from zones and service links.
+//!   dropped, the ICMP and ICMPv6 errors pass (packet-too-big too, RFC 4890), echo requests to the
+//!   router pass from zones and service links (rate-limited). Neighbour and router discovery
+//!   reach the router only with hop limit 255 (RFC 4861: never forwarded), MLD only from
+//!   link-local sources.
+//! - The tables are `inet`, so one policy covers IPv4 and IPv6: `reach`, extra rules and the
+//!   per-source chains match interfaces, not families. A zone's IPv6 sources must be in its /64
+//!   (a zone without IPv6 gets none forwarded at all); published ports, port forwards and NAT
+//!   are IPv4 only (no NAT66: masquerade is for IPv4).
 //! - Traffic from a zone jumps to `from_<zone>`: published service ports (DNAT'd in `prerouting`
 //!   from the zone's router address to the service VM), extra rules, hairpin port forwards, then
 //!   one accept per entry of `reach`. A zone's source addresses are checked (no spoofing).
@@ -234,6 +241,8 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
     };
     let icmp_errors =
         "icmp type { destination-unreachable, time-exceeded, parameter-problem } accept";
+    let icmpv6_errors = "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, \
+                         parameter-problem } accept";
 
     // Input: the router itself.
     o.line(0, "");
@@ -244,6 +253,17 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
     o.line(2, "ct state established,related accept");
     o.line(2, "ct state invalid drop");
     o.line(2, icmp_errors);
+    o.line(2, icmpv6_errors);
+    o.line(
+        2,
+        "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
+         nd-neighbor-advert, ind-neighbor-solicit, ind-neighbor-advert } ip6 hoplimit 255 accept",
+    );
+    o.line(
+        2,
+        "ip6 saddr fe80::/10 icmpv6 type { mld-listener-query, mld-listener-report, \
+         mld-listener-done, mld2-listener-report } accept",
+    );
     let mut inside: Vec<&str> = view.zones.iter().map(|z| z.interface.as_str()).collect();
     inside.extend(view.links.iter().map(|l| l.interface.as_str()));
     if !inside.is_empty() {
@@ -251,6 +271,13 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
             2,
             format!(
                 "iifname {} icmp type echo-request limit rate 20/second accept",
+                quoted_set(&inside)
+            ),
+        );
+        o.line(
+            2,
+            format!(
+                "iifname {} icmpv6 type echo-request limit rate 20/second accept",
                 quoted_set(&inside)
             ),
         );
@@ -292,11 +319,29 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
     o.line(2, "ct state established,related accept");
     o.line(2, "ct state invalid drop");
     o.line(2, icmp_errors);
+    o.line(2, icmpv6_errors);
     for z in &view.zones {
         o.line(
             2,
             format!("iifname \"{}\" ip saddr != {} drop", z.interface, z.subnet),
         );
+        match &z.ipv6 {
+            Some(v6) => o.line(
+                2,
+                format!(
+                    "iifname \"{}\" ip6 saddr != {} drop",
+                    z.interface, v6.subnet
+                ),
+            ),
+            None => o.line(
+                2,
+                format!(
+                    "iifname \"{}\" meta nfproto ipv6 drop {}",
+                    z.interface,
+                    comment("no ipv6 in this zone")
+                ),
+            ),
+        }
         o.line(
             2,
             format!("iifname \"{}\" jump from_{}", z.interface, ident(&z.name)),
@@ -516,7 +561,10 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
             }
         }
     }
-    o.line(2, format!("oifname \"{wan_if}\" masquerade"));
+    o.line(
+        2,
+        format!("oifname \"{wan_if}\" meta nfproto ipv4 masquerade"),
+    );
     o.line(1, "}");
     o.line(0, "}");
     Ok(Ruleset { text: o.text })

@@ -1,7 +1,9 @@
 //! The daemon: holds the active view, WAN state and ruleset; applies changes one at a time; and
 //! answers the control API. On stop the ruleset stays in place, so the router fails closed.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use roost_config::View;
@@ -15,6 +17,7 @@ use crate::compile::{Ruleset, WanState, compile, counter_name};
 use crate::dhcp::{Lease, Phase};
 use crate::netcfg::{self, NetError};
 use crate::nft::{self, NftError};
+use crate::ra_io;
 
 /// Starting or running the firewall failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,16 @@ struct Active {
 pub struct Firewall {
     active: AsyncMutex<Active>,
     dhcp_phase: Mutex<Option<Phase>>,
+    ra_prefixes: ra_io::Prefixes,
+    ra_stats: Arc<ra_io::RaStats>,
+}
+
+/// What each zone interface advertises: its /64, for the zones with IPv6.
+fn advertised(view: &FirewallView) -> BTreeMap<String, ipnet::Ipv6Net> {
+    view.zones
+        .iter()
+        .filter_map(|z| Some((z.interface.clone(), z.ipv6?.subnet)))
+        .collect()
 }
 
 fn static_wan(view: &FirewallView) -> WanState {
@@ -64,6 +77,8 @@ fn static_wan(view: &FirewallView) -> WanState {
 async fn address_inside(view: &FirewallView) -> Result<Vec<String>, NetError> {
     let existing = netcfg::interfaces().await?;
     let (plan, missing) = netcfg::inside_plan(view, &existing);
+    // Before the addresses: a zone must never take the router's own advertisements.
+    netcfg::enable_ipv6(view, &existing)?;
     netcfg::run_plan(&plan).await?;
     if !missing.is_empty() {
         tracing::warn!(
@@ -91,7 +106,10 @@ impl Firewall {
             .await?;
         }
         netcfg::enable_forwarding()?;
+        let ra_prefixes = Arc::new(Mutex::new(advertised(&view)));
         Ok(Arc::new(Self {
+            ra_prefixes,
+            ra_stats: Arc::default(),
             active: AsyncMutex::new(Active {
                 view,
                 wan,
@@ -191,6 +209,9 @@ impl Firewall {
         match addressed {
             Ok(missing) => {
                 tracing::info!(sha256 = %ruleset.sha256(), "new config applied");
+                if let Ok(mut p) = self.ra_prefixes.lock() {
+                    *p = advertised(&view);
+                }
                 *a = Active {
                     view,
                     wan,
@@ -268,6 +289,30 @@ impl Daemon for Firewall {
              roost_firewall_wan_up {}",
             u8::from(wan.address.is_some())
         );
+        let ra = &self.ra_stats;
+        for (metric, help, value) in [
+            (
+                "roost_firewall_router_advertisements_sent_total",
+                "Router advertisements sent on the zones.",
+                &ra.sent,
+            ),
+            (
+                "roost_firewall_router_solicitations_total",
+                "Valid router solicitations received on the zones.",
+                &ra.solicitations,
+            ),
+            (
+                "roost_firewall_router_solicitations_malformed_total",
+                "Router solicitations dropped as malformed.",
+                &ra.malformed,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 
@@ -312,6 +357,23 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
     let listen = view.control.listen;
     let dhcp_on = (view.wan.mode == WanMode::Dhcp).then(|| view.wan.interface.clone());
     let firewall = Firewall::start(view).await?;
+    // One advertiser per IPv6 zone whose interface exists; each reads its prefix from the
+    // shared map, so a new view changes what it says (zones added later need a restart).
+    let ra_interfaces: Vec<String> = {
+        let a = firewall.active.lock().await;
+        advertised(&a.view)
+            .into_keys()
+            .filter(|i| !a.missing.contains(i))
+            .collect()
+    };
+    for interface in ra_interfaces {
+        let (prefixes, stats) = (firewall.ra_prefixes.clone(), firewall.ra_stats.clone());
+        tokio::spawn(async move {
+            if let Err(e) = ra_io::run(interface.clone(), prefixes, stats).await {
+                tracing::error!(%interface, error = %e, "router advertisements stopped");
+            }
+        });
+    }
     if let Some(interface) = dhcp_on {
         let fw = firewall.clone();
         tokio::spawn(async move {

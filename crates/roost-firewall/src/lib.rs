@@ -7,19 +7,24 @@
 //! 1. addresses its interfaces: each zone's router address on the interface named by the zone's
 //!    `interface`, the firewall end of each service link on `svc-<service>`, and on `wan` the
 //!    static address and default route, or the address a DHCP lease gives; brings them up and
-//!    enables IPv4 forwarding (in its own namespace);
+//!    enables IPv4 forwarding (in its own namespace); on zones with IPv6 (`ipv6` in the view)
+//!    also the router's `<ula>:<index>::1/64`, IPv6 forwarding, and no RA accepted there;
 //! 2. compiles the view into one nftables ruleset ([`compile`], sans-IO) and applies it in one
 //!    `nft -f` transaction that replaces `table inet roost` ([`nft`]); a failed apply leaves the
 //!    previous ruleset in place;
 //! 3. on `wan.mode = "dhcp"`, runs a DHCP client on `wan` ([`dhcp`]: a sans-IO state machine
 //!    over dhcproto, with a UDP socket bound to the interface), re-addressing `wan` and
 //!    recompiling the ruleset (hairpin NAT uses the WAN address) on every lease change;
-//! 4. serves the control API (`roost-control`) on its end of the web link
+//! 4. sends router advertisements on each IPv6 zone ([`ra`], sans-IO; [`ra_io`], one raw
+//!    ICMPv6 socket per zone): the zone's /64 for SLAAC, MTU, router lifetime; unsolicited
+//!    every 200-600 s and in answer to router solicitations;
+//! 5. serves the control API (`roost-control`) on its end of the web link
 //!    (`control.listen`, e.g. `10.254.0.13:9100`), token from `control.token_file`:
 //!    `/health`, `/metrics` (per-zone packet and byte counters), `/state` (the active ruleset's
 //!    sha256, counters, WAN address), `PUT /config` (check, compile, apply; old kept on error).
 //!
-//! Needs CAP_NET_ADMIN (and CAP_NET_RAW for DHCP), the `nft` and `ip` commands.
+//! Needs CAP_NET_ADMIN (and CAP_NET_RAW for DHCP and router advertisements), the `nft` and
+//! `ip` commands.
 
 pub mod check;
 pub mod compile;
@@ -31,5 +36,7 @@ pub mod dhcp;
 pub mod dhcp_io;
 pub mod netcfg;
 pub mod nft;
+pub mod ra;
+pub mod ra_io;
 
 pub use daemon::{Firewall, RunError, run};

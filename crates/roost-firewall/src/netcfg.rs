@@ -23,6 +23,14 @@ pub enum NetError {
     /// `ip -j link` printed something unexpected.
     #[error("cannot read ip's json output: {0}")]
     Json(#[source] serde_json::Error),
+    /// An IPv6 sysctl could not be written.
+    #[error("cannot set {path}: {source}")]
+    Sysctl {
+        /// The sysctl file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Forwarding could not be switched on.
     #[error("cannot enable forwarding ({path}): {source}")]
     Forwarding {
@@ -54,6 +62,18 @@ pub fn inside_plan(view: &FirewallView, existing: &[String]) -> (Vec<String>, Ve
     for (iface, addr) in want {
         if existing.iter().any(|e| e == iface) {
             plan.push(format!("addr replace {addr} dev {iface}"));
+            if let Some(v6) = view
+                .zones
+                .iter()
+                .find(|z| z.interface == iface)
+                .and_then(|z| z.ipv6)
+            {
+                plan.push(format!(
+                    "addr replace {}/{} dev {iface}",
+                    v6.router,
+                    v6.subnet.prefix_len()
+                ));
+            }
             plan.push(format!("link set dev {iface} up"));
         } else {
             missing.push(iface.to_owned());
@@ -145,9 +165,80 @@ pub fn enable_forwarding() -> Result<(), NetError> {
     std::fs::write(PATH, "1\n").map_err(|source| NetError::Forwarding { path: PATH, source })
 }
 
+/// The sysctls (path under `/proc/sys/net/ipv6/conf/`, value) for IPv6 on the zones of `view`
+/// present in `existing`: forwarding on, and no router advertisements accepted on a zone
+/// (the router sends them there). Empty when no zone has IPv6.
+pub fn ipv6_sysctls(view: &FirewallView, existing: &[String]) -> Vec<(String, &'static str)> {
+    let zones: Vec<&str> = view
+        .zones
+        .iter()
+        .filter(|z| z.ipv6.is_some() && existing.contains(&z.interface))
+        .map(|z| z.interface.as_str())
+        .collect();
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![("all/forwarding".to_owned(), "1")];
+    out.extend(zones.iter().map(|z| (format!("{z}/accept_ra"), "0")));
+    out
+}
+
+/// Applies [`ipv6_sysctls`] (in this namespace only). A value already in place is not
+/// written again, so a VM that sets them at boot can keep /proc/sys read-only for the daemon.
+pub fn enable_ipv6(view: &FirewallView, existing: &[String]) -> Result<(), NetError> {
+    for (key, value) in ipv6_sysctls(view, existing) {
+        let path = format!("/proc/sys/net/ipv6/conf/{key}");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == value) {
+            continue;
+        }
+        match std::fs::write(&path, format!("{value}\n")) {
+            Ok(()) => {}
+            // A forwarding interface ignores advertisements unless accept_ra is 2, so this
+            // one is a second line of defence, not a reason to stop.
+            Err(e) if key.ends_with("/accept_ra") => {
+                tracing::warn!(%path, error = %e, "cannot switch off accept_ra");
+            }
+            Err(source) => return Err(NetError::Sysctl { path, source }),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn example_view() -> FirewallView {
+        let text = include_str!("../../../examples/roost.toml");
+        roost_config::Settings::from_toml("roost.toml", text)
+            .unwrap()
+            .firewall_view()
+    }
+
+    #[test]
+    fn zones_get_their_ipv6_router_address_and_forwarding_without_ras_accepted() {
+        let mut view = example_view();
+        view.zones.retain(|z| z.name != "guest");
+        let existing = vec!["lan".to_owned(), "wan".to_owned()];
+        let (plan, missing) = inside_plan(&view, &existing);
+        assert!(plan.contains(&"addr replace 192.168.1.1/24 dev lan".to_owned()));
+        assert!(
+            plan.contains(&"addr replace fd12:3456:789a:1::1/64 dev lan".to_owned()),
+            "{plan:?}"
+        );
+        assert!(missing.contains(&"iot".to_owned()));
+        assert_eq!(
+            ipv6_sysctls(&view, &existing),
+            [
+                ("all/forwarding".to_owned(), "1"),
+                ("lan/accept_ra".to_owned(), "0")
+            ]
+        );
+        for z in &mut view.zones {
+            z.ipv6 = None;
+        }
+        assert!(ipv6_sysctls(&view, &existing).is_empty());
+    }
 
     #[test]
     fn wan_plan_replaces_the_old_address_and_the_default_route() {

@@ -140,3 +140,42 @@ pub(crate) fn chain(text: &str, name: &str) -> String {
         .map(|l| format!("{}\n", l.trim()))
         .collect()
 }
+
+#[test]
+fn ipv6_sources_must_be_in_the_zone_64_and_a_zone_without_ipv6_forwards_none() {
+    let mut view = example_view();
+    let guest = view.zones.iter_mut().find(|z| z.name == "guest").unwrap();
+    guest.ipv6 = None;
+    let r = compile(&view, &example_wan()).unwrap();
+    let forward = chain(r.text(), "forward");
+    assert!(
+        forward.contains("iifname \"lan\" ip6 saddr != fd12:3456:789a:1::/64 drop"),
+        "{forward}"
+    );
+    assert!(forward.contains("iifname \"guest\" meta nfproto ipv6 drop"));
+    // Each check comes before the zone's jump, so no v6 packet gets to `reach` unchecked.
+    let check = forward
+        .find("iifname \"guest\" meta nfproto ipv6 drop")
+        .unwrap();
+    assert!(check < forward.find("jump from_guest").unwrap());
+}
+
+#[test]
+fn nat_and_port_forwards_stay_ipv4_and_the_wan_opens_nothing_over_ipv6() {
+    let r = compile(&example_view(), &example_wan()).unwrap();
+    assert!(
+        r.text()
+            .contains("oifname \"wan\" meta nfproto ipv4 masquerade")
+    );
+    for line in chain(r.text(), "from_wan").lines() {
+        assert!(line.contains(" ip daddr "), "not v4-only: {line}");
+    }
+    // Router discovery and neighbour discovery only from on-link (hop limit 255).
+    let input = chain(r.text(), "input");
+    let nd = input
+        .lines()
+        .find(|l| l.contains("nd-router-solicit"))
+        .unwrap();
+    assert!(nd.contains("ip6 hoplimit 255 accept"), "{nd}");
+    assert!(input.contains("packet-too-big"));
+}

@@ -1,0 +1,194 @@
+//! The IO of router advertisements: one raw ICMPv6 socket per zone, bound to the zone's
+//! interface (SO_BINDTODEVICE), hop limit 255, multicast loop off. It sends what the
+//! [`crate::ra::Schedule`] says to all-nodes (`ff02::1`) from the router's link-local address
+//! (the kernel picks it; until duplicate address detection has finished with it nothing is
+//! sent) and reads router solicitations. The raw socket sees every ICMPv6 message the ruleset
+//! lets in on the interface; all but solicitations are ignored, malformed ones are counted.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ipnet::Ipv6Net;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use crate::ra::{Advert, BadSolicitation, Schedule, parse_solicitation};
+
+/// The /64 each zone interface advertises, shared with the daemon, which updates it when a
+/// new view is applied. An interface missing from the map advertises nothing.
+pub type Prefixes = Arc<Mutex<BTreeMap<String, Ipv6Net>>>;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RaStats {
+    /// Router advertisements sent.
+    pub sent: AtomicU64,
+    /// Valid router solicitations received.
+    pub solicitations: AtomicU64,
+    /// Router solicitations dropped as malformed.
+    pub malformed: AtomicU64,
+}
+
+/// Starting the advertiser failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RaIoError {
+    /// The interface's index could not be read.
+    #[error("cannot read the index of {interface}: {reason}")]
+    Index {
+        /// The interface.
+        interface: String,
+        /// Why.
+        reason: String,
+    },
+    /// The socket could not be set up.
+    #[error("cannot open the router advertisement socket on {interface}: {source}")]
+    Socket {
+        /// The interface.
+        interface: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
+fn ifindex(interface: &str) -> Result<u32, RaIoError> {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/ifindex"))
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            t.trim()
+                .parse()
+                .map_err(|e: std::num::ParseIntError| e.to_string())
+        })
+        .map_err(|reason| RaIoError::Index {
+            interface: interface.to_owned(),
+            reason,
+        })
+}
+
+fn socket(interface: &str, index: u32) -> Result<UdpSocket, RaIoError> {
+    let fail = |source| RaIoError::Socket {
+        interface: interface.to_owned(),
+        source,
+    };
+    let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).map_err(fail)?;
+    s.bind_device(Some(interface.as_bytes())).map_err(fail)?;
+    s.set_multicast_if_v6(index).map_err(fail)?;
+    s.set_multicast_hops_v6(255).map_err(fail)?;
+    s.set_unicast_hops_v6(255).map_err(fail)?;
+    s.set_multicast_loop_v6(false).map_err(fail)?;
+    // Forwarding interfaces are in all-routers already; joining again is harmless.
+    if let Err(e) = s.join_multicast_v6(&ALL_ROUTERS, index) {
+        tracing::debug!(%interface, error = %e, "joining ff02::2");
+    }
+    s.set_nonblocking(true).map_err(fail)?;
+    // A raw socket is a datagram socket as far as recvfrom/sendto go; tokio's UdpSocket is
+    // just those calls on a registered file descriptor (the "port" is 0 for raw sockets).
+    UdpSocket::from_std(std::net::UdpSocket::from(s)).map_err(fail)
+}
+
+/// Whether `interface` has a link-local address that finished duplicate address detection
+/// (`/proc/net/if_inet6`: scope 0x20, neither tentative 0x40 nor dadfailed 0x08).
+pub fn link_local_ready(if_inet6: &str, interface: &str) -> bool {
+    if_inet6.lines().any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [addr, _, _, scope, flags, name] = f[..] else {
+            return false;
+        };
+        let flags = u32::from_str_radix(flags, 16).unwrap_or(u32::MAX);
+        name == interface && scope == "20" && addr.starts_with("fe80") && flags & 0x48 == 0
+    })
+}
+
+fn read_sys(interface: &str, file: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/{file}"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Advertises on `interface` for ever (the prefix from `prefixes`), answering solicitations.
+pub async fn run(
+    interface: String,
+    prefixes: Prefixes,
+    stats: Arc<RaStats>,
+) -> Result<(), RaIoError> {
+    let index = ifindex(&interface)?;
+    let sock = socket(&interface, index)?;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) ^ u64::from(index) << 32);
+    let mut schedule = Schedule::new(Instant::now(), seed);
+    tracing::info!(%interface, "router advertisements started");
+    let mut buf = vec![0u8; 1500];
+    loop {
+        let deadline = schedule.deadline();
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok((n, SocketAddr::V6(from))) => {
+                    match parse_solicitation(*from.ip(), &buf[..n]) {
+                        Ok(_) => {
+                            stats.solicitations.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%interface, from = %from.ip(), "router solicitation");
+                            schedule.solicited(Instant::now());
+                        }
+                        Err(BadSolicitation::OtherType(_)) => {}
+                        Err(e) => {
+                            stats.malformed.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%interface, from = %from.ip(), error = %e, "dropped");
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%interface, error = %e, "icmpv6 receive failed"),
+            },
+            () = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                if !schedule.poll(now) {
+                    continue;
+                }
+                let prefix = prefixes.lock().ok().and_then(|p| p.get(&interface).copied());
+                let Some(prefix) = prefix else { continue };
+                let ready = std::fs::read_to_string("/proc/net/if_inet6")
+                    .is_ok_and(|t| link_local_ready(&t, &interface));
+                if !ready {
+                    schedule.retry_soon(now);
+                    continue;
+                }
+                let mut ad = Advert::for_prefix(prefix);
+                ad.source_mac = crate::dhcp_io::mac_of(&interface).ok();
+                ad.mtu = read_sys(&interface, "mtu").and_then(|m| m.parse().ok());
+                let to = SocketAddrV6::new(ALL_NODES, 0, 0, index);
+                match sock.send_to(&ad.encode(), to).await {
+                    Ok(_) => {
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%interface, %prefix, "router advertisement sent");
+                    }
+                    Err(e) => {
+                        tracing::warn!(%interface, error = %e, "router advertisement not sent");
+                        schedule.retry_soon(now);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_counts_only_after_dad() {
+        let tentative = "fe80000000000000505400fffe123456 03 40 20 40      lan\n";
+        let done = "fe80000000000000505400fffe123456 03 40 20 80      lan\n\
+                    fd123456789a00010000000000000001 03 40 00 80      lan\n";
+        assert!(!link_local_ready(tentative, "lan"));
+        assert!(link_local_ready(done, "lan"));
+        assert!(!link_local_ready(done, "iot"));
+        assert!(!link_local_ready("garbage\n", "lan"));
+    }
+}
