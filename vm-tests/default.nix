@@ -7,6 +7,7 @@ in
 {
   vm-nat = test ./nat.nix;
   vm-isolation = test ./isolation.nix;
+  vm-ipv6 = test ./ipv6.nix;
   vm-resolve = test ./resolve.nix;
   vm-lease = test ./lease.nix;
   vm-mqtt = test ./mqtt.nix;

@@ -6,6 +6,7 @@
 
 mod dhcp_tests;
 mod dns_tests;
+mod ipv6_tests;
 mod lab_tests;
 mod mirror_tests;
 mod mqtt_tests;
