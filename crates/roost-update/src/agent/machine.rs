@@ -179,6 +179,46 @@ impl Journal {
         self.pinned.or(settings_pin)
     }
 
+    /// Installed generations the garbage collector may drop: every one but the `keep` newest,
+    /// the running one, the one before it (where a rollback goes), the pinned one, and any an
+    /// update under way starts from or goes to. Oldest first.
+    pub fn collectable(&self, keep: usize, settings_pin: Option<u64>) -> Vec<u64> {
+        let current = self.current.as_ref().map(|c| c.generation);
+        let before_current =
+            current.and_then(|c| self.installed.keys().copied().filter(|g| *g < c).max());
+        let pending: Vec<u64> = self
+            .pending
+            .iter()
+            .flat_map(|p| {
+                [
+                    Some(p.target.generation),
+                    p.previous.as_ref().map(|g| g.generation),
+                ]
+            })
+            .flatten()
+            .collect();
+        let newest: Vec<u64> = self.installed.keys().rev().take(keep).copied().collect();
+        self.installed
+            .keys()
+            .copied()
+            .filter(|g| {
+                Some(*g) != current
+                    && Some(*g) != before_current
+                    && Some(*g) != self.effective_pin(settings_pin)
+                    && !pending.contains(g)
+                    && !newest.contains(g)
+            })
+            .collect()
+    }
+
+    /// Forgets generations the garbage collector dropped.
+    pub fn forget(&mut self, generations: &[u64]) {
+        for g in generations {
+            self.installed.remove(g);
+            self.interrupted.remove(g);
+        }
+    }
+
     /// Starts an update to `target`.
     pub fn begin(
         &mut self,
@@ -520,6 +560,32 @@ mod tests {
             j.begin(g(3), vec![], at(4)),
             Err(Refused::Busy(2))
         ));
+    }
+
+    #[test]
+    fn garbage_collection_keeps_the_newest_the_running_its_predecessor_and_the_pinned() {
+        let mut j = Journal::default();
+        for n in 1..=6 {
+            j.installed.insert(n, g(n).toplevel);
+        }
+        // Running 4 (rolled back from 5 and 6, say), 2 pinned in the settings.
+        j.current = Some(g(4));
+        assert_eq!(j.collectable(2, Some(2)), vec![1]);
+        // Without the pin, 2 goes too; 3 stays as 4's predecessor, 5 and 6 as the newest.
+        assert_eq!(j.collectable(2, None), vec![1, 2]);
+        // A local pin wins over the settings'.
+        j.pinned = Some(1);
+        assert_eq!(j.collectable(2, Some(2)), vec![2]);
+        // An update under way keeps where it goes and where it comes from.
+        j.pinned = None;
+        j.begin(g(7), vec![], at(0)).unwrap();
+        j.installed.insert(7, g(7).toplevel);
+        assert_eq!(j.collectable(1, None), vec![1, 2, 5, 6]);
+        j.forget(&[1, 2]);
+        assert_eq!(
+            j.installed.keys().copied().collect::<Vec<_>>(),
+            vec![3, 4, 5, 6, 7]
+        );
     }
 
     #[test]

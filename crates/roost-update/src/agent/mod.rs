@@ -441,6 +441,7 @@ impl Agent {
             if self.crash_after.as_deref() == Some(phase.name()) {
                 crash(phase.name());
             }
+            let installed = phase == Phase::Health && outcome == Outcome::Done;
             let mut journal = self.journal.lock().await;
             next = journal.advance(outcome, Timestamp::now());
             if let Err(e) = self.save(&journal) {
@@ -451,6 +452,41 @@ impl Agent {
                 && let Some(c) = &journal.current
             {
                 tracing::info!(generation = c.generation, toplevel = %c.toplevel, "running generation");
+            }
+            drop(journal);
+            if installed {
+                self.collect_garbage().await;
+            }
+        }
+    }
+
+    /// After a new generation proved healthy: drops the generations nobody needs any more
+    /// (see `Journal::collectable`) from the profile and the store. A failure is logged and
+    /// retried after the next update; it never touches the running generation.
+    async fn collect_garbage(&self) {
+        let settings_pin = self.view.read().await.update.pinned_generation.map(|g| g.0);
+        let (drop_gens, toplevels): (Vec<u64>, Vec<crate::nix::StorePath>) = {
+            let journal = self.journal.lock().await;
+            journal
+                .collectable(self.system.keep_generations, settings_pin)
+                .into_iter()
+                .filter_map(|g| journal.installed.get(&g).map(|t| (g, t.clone())))
+                .unzip()
+        };
+        if drop_gens.is_empty() {
+            return;
+        }
+        match self.store.collect(&toplevels).await {
+            Ok(freed) => {
+                tracing::info!(generations = ?drop_gens, %freed, "old generations collected");
+                let mut journal = self.journal.lock().await;
+                journal.forget(&drop_gens);
+                if let Err(e) = self.save(&journal) {
+                    tracing::error!(error = %e, "cannot write the journal after collecting");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collection failed; kept every generation")
             }
         }
     }

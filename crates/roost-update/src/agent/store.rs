@@ -208,6 +208,58 @@ impl Store {
         run(cmd, "nix-env --set").await.map(|_| ())
     }
 
+    /// Drops `toplevels` from the system profile (their profile generations, never the
+    /// current one) and collects garbage: store paths no root reaches any more are deleted.
+    /// What Nix said it freed.
+    pub async fn collect(&self, toplevels: &[StorePath]) -> Result<String, StoreError> {
+        let dir = self.profile.parent().unwrap_or(Path::new("/"));
+        let name = self
+            .profile
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("system");
+        let current = std::fs::read_link(&self.profile).ok();
+        let mut numbers = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let file = entry.file_name();
+            let Some(n) = file
+                .to_str()
+                .and_then(|f| {
+                    f.strip_prefix(name)?
+                        .strip_prefix('-')?
+                        .strip_suffix("-link")
+                })
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if current.as_deref() == Some(Path::new(&file)) {
+                continue;
+            }
+            let target = follow_links(&entry.path()).ok();
+            if target.is_some_and(|t| toplevels.iter().any(|p| t == Path::new(&p.to_string()))) {
+                numbers.push(n.to_string());
+            }
+        }
+        if !numbers.is_empty() {
+            let mut cmd = self.nix("nix-env");
+            cmd.arg("-p")
+                .arg(&self.profile)
+                .arg("--delete-generations")
+                .args(&numbers);
+            run(cmd, "nix-env --delete-generations").await?;
+        }
+        let mut cmd = self.nix("nix-store");
+        cmd.arg("--gc");
+        let out = run(cmd, "nix-store --gc").await?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_owned())
+    }
+
     /// Activates `toplevel`: `<toplevel>/bin/switch-to-configuration switch`.
     pub async fn activate(&self, toplevel: &StorePath) -> Result<(), StoreError> {
         let program = self.physical(toplevel).join("bin/switch-to-configuration");

@@ -39,6 +39,9 @@ pub struct SystemSettings {
     pub check_interval_minutes: u32,
     /// Directory of the `nix`, `nix-store` and `nix-env` binaries (default: from PATH).
     pub nix_bin: Option<PathBuf>,
+    /// Installed generations kept after an update, newest first (at least 2); older ones are
+    /// garbage-collected, except the running one, the one before it and a pinned one.
+    pub keep_generations: usize,
 }
 
 impl Default for SystemSettings {
@@ -56,6 +59,7 @@ impl Default for SystemSettings {
             health_timeout_secs: 120,
             check_interval_minutes: 360,
             nix_bin: None,
+            keep_generations: 3,
         }
     }
 }
@@ -92,6 +96,14 @@ impl SystemSettings {
             return Err(SystemError::Invalid {
                 path: origin.to_owned(),
                 message: "restart: needs at least a program".to_owned(),
+            });
+        }
+        if s.keep_generations < 2 {
+            return Err(SystemError::Invalid {
+                path: origin.to_owned(),
+                message:
+                    "keep_generations: at least 2 (the running one and the one to roll back to)"
+                        .to_owned(),
             });
         }
         if let Some(c) = s.checks.iter().find(|c| c.command.is_empty()) {

@@ -583,3 +583,93 @@ async fn agent_killed_at_each_step_keeps_the_running_generation_usable_needs_nix
     assert_eq!(agent.post("/apply").await.0, 404, "pinned: nothing to do");
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn old_generations_are_garbage_collected_keeping_the_newest_and_the_rollback_target_needs_nix()
+ {
+    let tags = ["g1", "g2", "g3", "g4"];
+    let specs: Vec<GenSpec> = [("g1", "1"), ("g2", "2"), ("g3", "3"), ("g4", "4")]
+        .into_iter()
+        .map(|(tag, dhcp)| spec(tag, "1", dhcp))
+        .collect();
+    let setup = Setup::new(100_000, &specs).await;
+    setup.write_config();
+    // A top-level key, so before the file's first table.
+    let system = std::fs::read_to_string(setup.path("system.toml")).unwrap();
+    std::fs::write(
+        setup.path("system.toml"),
+        format!("keep_generations = 2\n{system}"),
+    )
+    .unwrap();
+    for (i, tag) in tags.iter().enumerate() {
+        setup.publish(tag, i as u64 + 1).await;
+    }
+    let agent = AgentProc::start(&setup, None).await;
+    // After each install the agent collects while still busy: a request then answers 409.
+    let when_free = async |path: String| {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let (status, body) = agent.post(&path).await;
+                if status != 409 {
+                    return (status, body);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the agent becomes free")
+    };
+    for n in 1..=4 {
+        let (status, body) = when_free(format!("/apply?generation={n}")).await;
+        assert_eq!(status, 202, "{body}");
+        let s = agent.idle().await;
+        assert_eq!(s["current"]["generation"], n, "{s:#}");
+    }
+    // The collection after g4 finishes in the background.
+    let s = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let s = agent.state().await;
+            if s["installed"].as_object().unwrap().len() == 2 {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("old generations are collected");
+    let installed: Vec<&String> = s["installed"].as_object().unwrap().keys().collect();
+    assert_eq!(installed, ["3", "4"], "{s:#}");
+    // g1 and g2 are gone from the store, their own dhcp packages with them; the dns package
+    // g3 and g4 share stays, and so does all of g3 (where a rollback goes).
+    for tag in ["g1", "g2"] {
+        let b = &setup.built[tag];
+        assert!(!setup.valid(&b.toplevel), "{tag} was collected");
+        assert!(
+            !setup.valid(&b.services["dhcp"]),
+            "{tag}'s dhcp was collected"
+        );
+    }
+    for tag in ["g3", "g4"] {
+        let b = &setup.built[tag];
+        assert!(setup.valid(&b.toplevel), "{tag} stays");
+        assert!(setup.valid(&b.services["dns"]), "{tag}'s dns stays");
+    }
+    assert_eq!(setup.running(), "g4");
+    // The profile keeps only the generations still installed.
+    let links = std::fs::read_dir(setup.path("profiles"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("system-") && name.ends_with("-link")
+        })
+        .count();
+    assert_eq!(links, 2);
+    // Rolling back still works: to g3, whose paths were kept.
+    let (status, body) = when_free("/rollback".to_owned()).await;
+    assert_eq!(status, 202, "{body}");
+    let s = agent.idle().await;
+    assert_eq!(s["current"]["generation"], 3, "{s:#}");
+    assert_eq!(setup.running(), "g3");
+    agent.stop().await;
+}
