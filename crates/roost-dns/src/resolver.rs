@@ -690,11 +690,15 @@ impl Resolver {
             "# TYPE roost_dns_blocklist_names gauge\nroost_dns_blocklist_names {}",
             policy.blocklists.len()
         );
-        let per_server: [(&str, StatField); 3] = [
+        let per_server: [(&str, StatField); 5] = [
             ("roost_dns_upstream_queries_total", |s| &s.queries),
             ("roost_dns_upstream_failures_total", |s| &s.failures),
             ("roost_dns_upstream_tcp_fallbacks_total", |s| {
                 &s.tcp_fallbacks
+            }),
+            ("roost_dns_upstream_mismatched_total", |s| &s.mismatched),
+            ("roost_dns_upstream_case_mismatched_total", |s| {
+                &s.case_mismatched
             }),
         ];
         for (name, counter) in per_server {
@@ -736,6 +740,8 @@ impl Resolver {
                     "healthy": s.healthy(),
                     "queries": s.stats.queries.load(Ordering::Relaxed),
                     "failures": s.stats.failures.load(Ordering::Relaxed),
+                    "case_randomization": s.case_randomization(),
+                    "case_mismatched": s.stats.case_mismatched.load(Ordering::Relaxed),
                 })
             })
             .collect();

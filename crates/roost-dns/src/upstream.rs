@@ -11,7 +11,7 @@
 //! (hickory-dns issues #2613, #3435), and its cache cannot serve pre-encoded answers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,16 @@ pub struct ServerStats {
     pub latency_us_sum: AtomicU64,
     /// Answers received.
     pub answers: AtomicU64,
+    /// UDP answers whose question lost our 0x20 case from a server known to keep it: spoofs.
+    pub case_mismatched: AtomicU64,
 }
+
+/// What a server does with the case of the question (0x20).
+const CASE_UNKNOWN: u8 = 0;
+const CASE_KEPT: u8 = 1;
+const CASE_LOST: u8 = 2;
+/// Answers in a row with the case lost before a server is taken for one that lowercases.
+const CASE_LOST_AFTER: u32 = 3;
 
 /// One upstream server.
 #[derive(Debug)]
@@ -78,6 +87,10 @@ pub struct Server {
     health: Mutex<Health>,
     /// Counters.
     pub stats: ServerStats,
+    /// `CASE_*`: whether it keeps the question's case, so 0x20 is used and checked.
+    case: AtomicU8,
+    /// Answers in a row with the case lost while still `CASE_UNKNOWN`.
+    case_lost_run: AtomicU32,
 }
 
 impl Server {
@@ -102,6 +115,47 @@ impl Server {
     /// Whether the server is currently considered healthy, for `/state`.
     pub fn healthy(&self) -> bool {
         self.is_up(Instant::now())
+    }
+
+    /// 0x20 with this server, for `/state`: `on` (it keeps case, answers are checked),
+    /// `probing`, or `off` (it lowercases, so the case cannot be checked). DoT: `tls`.
+    pub fn case_randomization(&self) -> &'static str {
+        if self.dot.is_some() {
+            return "tls";
+        }
+        match self.case.load(Ordering::Relaxed) {
+            CASE_KEPT => "on",
+            CASE_LOST => "off",
+            _ => "probing",
+        }
+    }
+
+    /// Whether a UDP answer (already the same question, any case) is to be taken, given the
+    /// name as it was sent: learns whether the server keeps the case.
+    fn accept_case(&self, answer: &[u8], sent: &[u8]) -> bool {
+        // Only a name with an upper-case letter tells whether the case was kept.
+        if !sent.iter().any(u8::is_ascii_uppercase) {
+            return true;
+        }
+        if wire::question_spelled(answer, sent) {
+            self.case.store(CASE_KEPT, Ordering::Relaxed);
+            self.case_lost_run.store(0, Ordering::Relaxed);
+            return true;
+        }
+        match self.case.load(Ordering::Relaxed) {
+            CASE_KEPT => {
+                self.stats.case_mismatched.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            CASE_LOST => true,
+            _ => {
+                if self.case_lost_run.fetch_add(1, Ordering::Relaxed) + 1 >= CASE_LOST_AFTER {
+                    tracing::info!(server = %self.addr, "upstream does not keep the case of questions: 0x20 off");
+                    self.case.store(CASE_LOST, Ordering::Relaxed);
+                }
+                true
+            }
+        }
     }
 }
 
@@ -156,6 +210,8 @@ impl Upstreams {
                     dot,
                     health: Mutex::new(Health::default()),
                     stats: ServerStats::default(),
+                    case: AtomicU8::new(CASE_UNKNOWN),
+                    case_lost_run: AtomicU32::new(0),
                 })
             })
             .collect();
@@ -204,7 +260,13 @@ impl Upstreams {
 
 async fn exchange(server: &Server, q: &Question) -> Result<Vec<u8>, String> {
     let id: u16 = rand::random();
-    let mut query = wire::build_query_do(id, &q.name, q.qtype, q.qclass, q.dnssec_ok);
+    // 0x20 over plain UDP/TCP, unless the server is known to lowercase; DoT needs none.
+    let name = if server.dot.is_none() && server.case.load(Ordering::Relaxed) != CASE_LOST {
+        wire::randomize_case(&q.name)
+    } else {
+        q.name.clone()
+    };
+    let mut query = wire::build_query_do(id, &name, q.qtype, q.qclass, q.dnssec_ok);
     if q.checking_disabled {
         query[3] |= 0x10;
     }
@@ -217,7 +279,7 @@ async fn exchange(server: &Server, q: &Question) -> Result<Vec<u8>, String> {
         check_answer(&answer)?;
         return Ok(answer);
     }
-    let answer = udp_exchange(server, &query, id, q).await?;
+    let answer = udp_exchange(server, &query, id, q, &name).await?;
     let answer = if wire::is_truncated(&answer) {
         server.stats.tcp_fallbacks.fetch_add(1, Ordering::Relaxed);
         tcp_exchange(server.addr, &query, id, q).await?
@@ -246,6 +308,7 @@ async fn udp_exchange(
     query: &[u8],
     id: u16,
     q: &Question,
+    sent_name: &[u8],
 ) -> Result<Vec<u8>, String> {
     let local = match server.addr.ip() {
         IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
@@ -263,7 +326,11 @@ async fn udp_exchange(
             .map_err(|e| e.to_string())?;
         let answer = &buf[..n];
         if wire::matches_query(answer, id, &q.name, q.qtype, q.qclass) {
-            return Ok(answer.to_vec());
+            if server.accept_case(answer, sent_name) {
+                return Ok(answer.to_vec());
+            }
+            // Right ID and name but not our case: a spoof; keep waiting for the real one.
+            continue;
         }
         server.stats.mismatched.fetch_add(1, Ordering::Relaxed);
     }

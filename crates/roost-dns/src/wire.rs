@@ -765,6 +765,45 @@ pub fn build_query_do(id: u16, name: &[u8], qtype: u16, qclass: u16, dnssec_ok: 
     out
 }
 
+/// `name` (wire form) with the case of each letter chosen at random (DNS 0x20,
+/// draft-vixie-dnsext-dns0x20): a server that copies the question keeps it, so an off-path
+/// spoofer must guess those bits as well as the ID and the port.
+pub fn randomize_case(name: &[u8]) -> Vec<u8> {
+    let mut out = name.to_vec();
+    let mut pos = 0;
+    let mut bits: u64 = rand::random();
+    let mut left = 64;
+    while let Some(&len) = out.get(pos) {
+        if len == 0 || len & 0xC0 != 0 {
+            break;
+        }
+        let end = (pos + 1 + usize::from(len)).min(out.len());
+        for b in &mut out[pos + 1..end] {
+            if b.is_ascii_alphabetic() {
+                if left == 0 {
+                    bits = rand::random();
+                    left = 64;
+                }
+                *b = if bits & 1 == 1 {
+                    b.to_ascii_uppercase()
+                } else {
+                    b.to_ascii_lowercase()
+                };
+                bits >>= 1;
+                left -= 1;
+            }
+        }
+        pos = end;
+    }
+    out
+}
+
+/// Whether the question of `resp` spells `name` exactly, case included (the 0x20 check, after
+/// [`matches_query`] found it the same name).
+pub fn question_spelled(resp: &[u8], name: &[u8]) -> bool {
+    resp.get(HEADER_LEN..HEADER_LEN + name.len()) == Some(name)
+}
+
 /// Whether `resp` answers the question in `query` (same ID, QR set, same question, any case).
 pub fn matches_query(resp: &[u8], id: u16, name: &[u8], qtype: u16, qclass: u16) -> bool {
     let (Ok(rid), Ok(flags), Ok(qd)) = (u16_at(resp, 0), u16_at(resp, 2), u16_at(resp, 4)) else {
@@ -794,6 +833,24 @@ pub fn rcode_of(resp: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_randomization_changes_only_letters_and_is_checked_exactly() {
+        let name = encode_name("www.example-1.test").unwrap();
+        let mut seen_upper = false;
+        for _ in 0..32 {
+            let sent = randomize_case(&name);
+            assert_eq!(sent.len(), name.len());
+            assert!(sent.eq_ignore_ascii_case(&name));
+            assert_eq!(sent[4], name[4], "length bytes are untouched");
+            seen_upper |= sent.iter().any(u8::is_ascii_uppercase);
+            let resp = build_query(7, &sent, 1, CLASS_IN);
+            assert!(question_spelled(&resp, &sent));
+            let lower = build_query(7, &name, 1, CLASS_IN);
+            assert_eq!(question_spelled(&lower, &sent), sent == name);
+        }
+        assert!(seen_upper, "32 tries never chose an upper-case letter");
+    }
 
     fn query(name: &str, qtype: u16, edns: bool) -> Vec<u8> {
         let mut q = build_query(0x1234, &encode_name(name).unwrap(), qtype, CLASS_IN);

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
 
+mod case_tests;
 mod dnssec_tests;
 mod dot_tests;
 mod resolve_tests;
