@@ -86,6 +86,8 @@ pub struct Shared {
     pub auth_failures: AtomicU64,
     /// Connections closed for malformed or oversized packets.
     pub malformed: AtomicU64,
+    /// The accept loops of the listeners in force, stopped when `PUT /config` replaces them.
+    accepting: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 enum Event {
@@ -199,9 +201,7 @@ async fn bind_listeners(view: &MqttView) -> Result<Vec<Bound>, SetupError> {
     let mut bound = Vec::new();
     for (port, tls, only) in groups {
         let addr = SocketAddr::new(ip, port);
-        let socket = TcpListener::bind(addr)
-            .await
-            .map_err(|source| SetupError::Bind { addr, source })?;
+        let socket = listen(addr).map_err(|source| SetupError::Bind { addr, source })?;
         let local = socket
             .local_addr()
             .map_err(|source| SetupError::Bind { addr, source })?;
@@ -223,6 +223,23 @@ async fn bind_listeners(view: &MqttView) -> Result<Vec<Bound>, SetupError> {
         });
     }
     Ok(bound)
+}
+
+/// A listening socket with `SO_REUSEPORT`, so `PUT /config` can bind the new listeners
+/// before it closes the old ones (no moment without a listener on a port that stays). Only
+/// this daemon's user could share the port, and the VM runs nothing else.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 fn zone_of(zones: &[ZoneNet], ip: IpAddr) -> Option<&str> {
@@ -281,6 +298,22 @@ impl Shared {
             shared: self.clone(),
             ip,
         })
+    }
+
+    /// Starts accepting on `bound` and stops the accept loops it replaces. Connections
+    /// already open are not touched.
+    fn serve(self: &Arc<Self>, bound: Vec<Bound>, tls: Option<tokio_rustls::TlsAcceptor>) {
+        let handles: Vec<_> = bound
+            .into_iter()
+            .map(|b| tokio::spawn(accept_loop(b, self.clone(), tls.clone())).abort_handle())
+            .collect();
+        let old = match self.accepting.lock() {
+            Ok(mut a) => std::mem::replace(&mut *a, handles),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), handles),
+        };
+        for h in old {
+            h.abort();
+        }
     }
 
     /// Asks the broker task for its counters and clients.
@@ -704,11 +737,10 @@ pub async fn start(view: MqttView, state_dir: &Path) -> Result<Arc<Daemon>, crat
         refused: AtomicU64::new(0),
         auth_failures: AtomicU64::new(0),
         malformed: AtomicU64::new(0),
+        accepting: Mutex::new(Vec::new()),
     });
     tokio::spawn(broker_task(core, events_rx, saver, state_dir.to_owned()));
-    for b in bound {
-        tokio::spawn(accept_loop(b, shared.clone(), tls.clone()));
-    }
+    shared.serve(bound, tls);
     Ok(Arc::new(Daemon { shared }))
 }
 
@@ -772,7 +804,7 @@ impl Daemon {
         }
     }
 
-    fn apply(&self, text: &str) -> Result<(), ConfigRejected> {
+    async fn apply(&self, text: &str) -> Result<(), ConfigRejected> {
         let view = MqttView::from_toml("PUT /config", text)
             .map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
         let limits = check_view(&view).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
@@ -787,12 +819,26 @@ impl Daemon {
             s.dedup();
             (s, v.tls.clone(), v.control.clone(), v.enabled)
         };
-        if sockets(&view) != sockets(&old.view) {
+        if view.control != old.view.control {
             return Err(ConfigRejected::NotApplied(
-                "listener ports, TLS files, the control address or `enabled` changed: restart roost-mqtt to apply"
-                    .to_owned(),
+                "the control address changed: restart roost-mqtt to apply".to_owned(),
             ));
         }
+        // New listeners are bound before anything changes: a port that cannot be bound or
+        // TLS files that do not load leave the old config in force.
+        let rebind = if sockets(&view) == sockets(&old.view) {
+            None
+        } else {
+            let tls = tls_acceptor(&view).map_err(|e| ConfigRejected::NotApplied(e.to_string()))?;
+            let bound = if view.enabled {
+                bind_listeners(&view)
+                    .await
+                    .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?
+            } else {
+                Vec::new()
+            };
+            Some((bound, tls))
+        };
         self.shared
             .events
             .try_send(Event::Limits(limits))
@@ -804,6 +850,10 @@ impl Daemon {
         match self.shared.runtime.write() {
             Ok(mut r) => *r = runtime,
             Err(p) => *p.into_inner() = runtime,
+        }
+        if let Some((bound, tls)) = rebind {
+            tracing::info!(listeners = bound.len(), "listeners replaced");
+            self.shared.serve(bound, tls);
         }
         tracing::info!("config applied");
         Ok(())
@@ -929,6 +979,6 @@ impl roost_control::Daemon for Daemon {
     }
 
     async fn put_config(&self, toml: String) -> Result<(), ConfigRejected> {
-        self.apply(&toml)
+        self.apply(&toml).await
     }
 }

@@ -527,7 +527,7 @@ fn control_api_reports_clients_metrics_and_takes_config() {
     let mut v = view(dir.path(), users(), None, false);
     v.users
         .push(crate::user("newcomer", "new-pw", &["a/#"], &[]));
-    // Listener ports are fixed for a running broker: keep the ones it bound.
+    // Port 0 again: the listener stays the one the broker bound.
     v.listeners[0].port = Some(0);
     let body = roost_config::View::render(&v);
     let mut t = TcpStream::connect(b.control).unwrap();
@@ -585,4 +585,62 @@ fn telemetry_from_the_web_vm_is_retained_under_roost_and_bad_topics_are_refused(
     }
     let huge = format!(r#"{{"topics":{{"roost/x":"{}"}}}}"#, "x".repeat(5000));
     assert!(b.put("/telemetry", &huge).starts_with("HTTP/1.1 400"));
+}
+
+#[test]
+fn put_config_moves_a_listener_to_a_new_port_and_keeps_the_old_one_when_it_cannot() {
+    let (dir, b) = start(None, false);
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let put = |v: &roost_config::views::MqttView| b.put("/config", &roost_config::View::render(v));
+    let publishes = |port: u16| {
+        run(
+            "mosquitto_pub",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-u",
+                "admin",
+                "-P",
+                "admin-pw",
+                "-t",
+                "a",
+                "-m",
+                "x",
+            ],
+        )
+        .status
+        .success()
+    };
+    let old = b.plain.port();
+    assert!(publishes(old));
+    // To a new port: it answers at once, the old one is closed.
+    let new = free_port();
+    let mut v = view(dir.path(), users(), None, false);
+    v.listeners[0].port = Some(new);
+    let answer = put(&v);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(publishes(new), "the new port answers");
+    assert!(!publishes(old), "the old port is closed");
+    // To a port another program holds: refused, and the new port keeps serving.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut w = v.clone();
+    w.listeners[0].port = Some(taken.local_addr().unwrap().port());
+    let answer = put(&w);
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+    assert!(answer.contains("listen"), "{answer}");
+    assert!(publishes(new), "the config in force still serves");
+    // Disabled: no listener at all, the control API stays.
+    let mut off = v.clone();
+    off.enabled = false;
+    assert!(put(&off).starts_with("HTTP/1.1 200"));
+    assert!(!publishes(new));
+    assert!(b.get("/health").starts_with("HTTP/1.1 200"));
 }
