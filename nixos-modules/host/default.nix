@@ -38,11 +38,13 @@ let
       // lib.optionalAttrs (svc == "dhcp") (lib.genAttrs dhcpZones (z: { tap = "dh-${z}"; bridge = "br-${z}"; }));
 
   # Whose control-API tokens each VM holds: its own, and those of the daemons it calls
-  # (the firewall view's `flows`: the web VM calls every daemon, dhcp pushes leases to dns).
+  # (the firewall view's `flows`: the web VM calls every daemon, dhcp pushes leases to dns,
+  # the update agent asks web's /peers/health after a switch).
   tokensOf = svc:
     lib.unique ([ svc ]
       ++ lib.optionals (svc == "web") services
-      ++ lib.optional (svc == "dhcp" && lib.elem "dns" services) "dns");
+      ++ lib.optional (svc == "dhcp" && lib.elem "dns" services) "dns"
+      ++ lib.optional (svc == "update" && lib.elem "web" services) "web");
 
   guest = svc: vm: {
     imports = [ ../guest (../. + "/${svc}") ];

@@ -376,6 +376,13 @@ impl Settings {
             protocol: Protocol::Tcp,
             ports: vec![control],
         });
+        // The update agent's health check after a switch: web's `/peers/health`.
+        flows.push(ServiceFlow {
+            from: Service::Update,
+            to: FlowTarget::Service(Service::Web),
+            protocol: Protocol::Tcp,
+            ports: vec![control],
+        });
         flows.push(ServiceFlow {
             from: Service::Dns,
             to: FlowTarget::Wan,
@@ -441,11 +448,8 @@ impl Settings {
                 .service_link(Service::Dns)
                 .map_or(Ipv4Addr::UNSPECIFIED, |l| l.service),
             hostname: self.router.hostname.clone(),
-            peers: Service::ALL
-                .into_iter()
-                .filter(|s| *s != Service::Update)
-                .map(|s| self.peer(s))
-                .collect(),
+            // The update VM reaches no daemon but web, which answers for all of them.
+            peers: vec![self.peer(Service::Web)],
             update: self.update.clone(),
         }
     }
@@ -777,7 +781,8 @@ pub struct UpdateView {
     pub dns_server: Ipv4Addr,
     /// The router's host name: generations are published as `<hostname>/<channel>/<N>.json`.
     pub hostname: String,
-    /// The daemons whose `/health` must pass after a switch, or the agent rolls back.
+    /// Who must answer healthy after a switch, or the agent rolls back: the web VM, whose
+    /// `/peers/health` checks every other daemon (the update VM reaches no other).
     pub peers: Vec<PeerView>,
     /// Update settings.
     pub update: Update,

@@ -301,6 +301,23 @@ impl Controller {
         errors
     }
 
+    /// Asks every deployed daemon but `except` for its `/health` now; the failures, if any, as
+    /// `service: why`. This is what the update agent's health check after a switch gets (the
+    /// update VM reaches no other daemon).
+    pub async fn peers_health(&self, except: &[Service]) -> Result<(), String> {
+        let mut failures = Vec::new();
+        for peer in self.deployed().filter(|p| !except.contains(&p.service)) {
+            if let Err(e) = self.client.health(peer).await.result {
+                failures.push(e);
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
     /// One reconcile pass (see the module doc); returns what it saw of each daemon.
     pub async fn reconcile(&self) -> Vec<PeerStatus> {
         let mut store = self.store.lock().await;

@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | `web.https_port` (443) | the UI (HTML pages) and the JSON API under `/api/`, TLS |
 //! | `web.http_port` (80) | a redirect to HTTPS, nothing else |
-//! | `services.control_port` (9100) | its own control API (`/health` for the update agent) |
+//! | `services.control_port` (9100) | its own control API; `GET /peers/health` answers the update agent's health check for every other daemon |
 //!
 //! Files, in the state directory (`/var/lib/roost/web`): `settings/NNNNNN.toml`, the numbered
 //! settings versions ([`store`]); `tls/{cert,key}.pem`, the self-signed certificate made on
@@ -131,6 +131,22 @@ impl Daemon for WebDaemon {
     }
 }
 
+/// `GET /peers/health` on the web VM's control API: `200 ok` when every deployed daemon but
+/// the update agent (who asks) answers healthy now, else `503` and who is not.
+async fn peers_health(
+    axum::extract::State(daemon): axum::extract::State<Arc<WebDaemon>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match daemon.0.controller.peers_health(&[Service::Update]).await {
+        Ok(()) => (axum::http::StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{why}\n"),
+        )
+            .into_response(),
+    }
+}
+
 /// Background work: reconcile the daemons, publish telemetry, sample the resolver's counters.
 fn spawn_background(app: &Shared) {
     let reconcile = Arc::clone(app);
@@ -246,10 +262,11 @@ pub async fn run(view: WebView, state_dir: &Path) -> Result<(), RunError> {
     let https = bind(settings.web.https_port).await?;
     let http = bind(settings.web.http_port).await?;
     let token = roost_control::Token::load(&view.control.token_file)?;
-    let control_app = roost_control::router(
+    let control_app = roost_control::router_with(
         Arc::new(WebDaemon(Arc::clone(&state))),
         token,
         roost_control::Limits::default(),
+        axum::Router::new().route("/peers/health", axum::routing::get(peers_health)),
     );
     let control = roost_control::bind(view.control.listen.into()).await?;
     spawn_background(&state);

@@ -97,37 +97,30 @@ fn web_view_holds_the_whole_settings_it_edits() {
 }
 
 #[test]
-fn update_view_names_the_host_and_every_other_daemon_to_health_check() {
+fn update_view_asks_only_the_web_vm_for_the_routers_health() {
     let s = with_secrets();
     let view = UpdateView::from_toml("update.toml", &s.render_view(Service::Update)).unwrap();
     assert_eq!(view.hostname, s.router.hostname);
+    // The update VM holds no other daemon's token: web answers for all of them.
     let peers: Vec<Service> = view.peers.iter().map(|p| p.service).collect();
+    assert_eq!(peers, [Service::Web]);
     assert_eq!(
-        peers,
-        [
-            Service::Firewall,
-            Service::Dns,
-            Service::Dhcp,
-            Service::Mqtt,
-            Service::Web
-        ]
+        view.peers[0].url,
+        format!("http://{}", s.control_addr(Service::Web))
     );
-    // Each peer is asked on its own control address with its own link's token.
-    let dns = view
-        .peers
+    assert!(view.peers[0].token_file.ends_with("web"));
+    // And the firewall lets it reach exactly that.
+    let fw = s.firewall_view();
+    let to_web: Vec<_> = fw
+        .flows
         .iter()
-        .find(|p| p.service == Service::Dns)
-        .unwrap();
-    assert_eq!(
-        dns.url,
-        s.web_view()
-            .peers
-            .iter()
-            .find(|p| p.service == Service::Dns)
-            .unwrap()
-            .url
-    );
-    assert!(dns.token_file.ends_with("dns"));
+        .filter(|f| {
+            f.from == Service::Update
+                && f.to == roost_config::views::FlowTarget::Service(Service::Web)
+        })
+        .collect();
+    assert_eq!(to_web.len(), 1);
+    assert_eq!(to_web[0].ports, [s.services.control_port]);
 }
 
 #[test]

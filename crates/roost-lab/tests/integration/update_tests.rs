@@ -282,16 +282,16 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
     }
 
     // The agent's view, as the lab renders it, pointed at the ISP's repository; applied on
-    // request (no window). Its health checks: a DNS answer from roost-dns (update → dns 53
-    // is allowed) and the generation's own health marker. Peer control APIs are not reachable
-    // from the update VM, so the view lists none.
+    // request (no window). Its health checks: the web VM's /peers/health (update → web 9100
+    // is the one control API the update VM may reach; web asks every other daemon), a DNS
+    // answer from roost-dns (update → dns 53) and the generation's own health marker.
     let settings = lab.lab.settings();
     let host = settings.router.hostname.clone();
     let mut view: UpdateView = settings.update_view();
     view.update.repository = Some(format!("{base}/tuf"));
     view.update.auto = false;
     view.update.window = None;
-    view.peers.clear();
+    assert_eq!(view.peers.len(), 1, "the web VM answers for the daemons");
     std::fs::write(tmp.path("update.toml"), view.render()).unwrap();
     let run_dir = tmp.path("run");
     let system = format!(

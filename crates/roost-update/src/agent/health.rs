@@ -1,4 +1,5 @@
-//! Health checks after a switch: every peer daemon's `/health` (with its link's token) and the
+//! Health checks after a switch: the peers' health (with the link's token: the web VM's
+//! `/peers/health`, which asks every other daemon, or a peer's own `/health`) and the
 //! configured commands (a DNS answer, a DHCP answer, WAN reachable), all passing together before
 //! the deadline, or the agent rolls back.
 
@@ -33,7 +34,13 @@ async fn round(http: &reqwest::Client, checks: &Checks, per_try: Duration) -> Ve
                 continue;
             }
         };
-        let url = format!("{}/health", peer.url.trim_end_matches('/'));
+        // The web VM answers for every daemon the update VM cannot reach itself.
+        let path = if peer.service == roost_config::Service::Web {
+            "/peers/health"
+        } else {
+            "/health"
+        };
+        let url = format!("{}{path}", peer.url.trim_end_matches('/'));
         match http
             .get(&url)
             .bearer_auth(token)
@@ -45,9 +52,9 @@ async fn round(http: &reqwest::Client, checks: &Checks, per_try: Duration) -> Ve
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
-                failures.push(format!("{name}: /health {status} {}", body.trim()));
+                failures.push(format!("{name}: {path} {status} {}", body.trim()));
             }
-            Err(e) => failures.push(format!("{name}: /health: {e}")),
+            Err(e) => failures.push(format!("{name}: {path}: {e}")),
         }
     }
     for check in &checks.commands {

@@ -327,3 +327,28 @@ async fn a_daemon_without_a_link_token_is_not_deployed_so_neither_pushed_nor_rep
     assert_eq!(applied.pushed, vec![Service::Dhcp]);
     assert!(w.daemon(Service::Mqtt).last().is_none());
 }
+
+#[tokio::test]
+async fn peers_health_answers_for_every_daemon_but_the_one_asking() {
+    let w = World::new(example()).await;
+    assert_eq!(
+        w.app.controller.peers_health(&[Service::Update]).await,
+        Ok(())
+    );
+    w.daemon(Service::Dhcp).sick.store(true, Ordering::SeqCst);
+    let why = w
+        .app
+        .controller
+        .peers_health(&[Service::Update])
+        .await
+        .unwrap_err();
+    assert!(why.contains("dhcp unhealthy: lost its interface"), "{why}");
+    // The asker's own health is not part of it.
+    w.daemon(Service::Dhcp).sick.store(false, Ordering::SeqCst);
+    w.daemon(Service::Update).sick.store(true, Ordering::SeqCst);
+    assert_eq!(
+        w.app.controller.peers_health(&[Service::Update]).await,
+        Ok(())
+    );
+    assert!(w.app.controller.peers_health(&[]).await.is_err());
+}
