@@ -15,12 +15,15 @@
 //! `<state>/tokens/<service>` (control-API tokens), `<state>/var/<service>/` (daemon state,
 //! kept across `up`/`down`), `<state>/logs/*.log`.
 //!
-//! [`plan`] derives the topology without side effects; this module applies it.
+//! [`plan`] derives the topology without side effects; this module applies it. In VM mode
+//! ([`Lab::with_vms`], `roostctl lab up --vm`, ADR 0010) the services of [`VM_SERVICES`] boot
+//! in their own aarch64 qemu VM inside their namespace instead ([`vm`]).
 
 mod isp;
 mod netns;
 pub mod plan;
 mod process;
+pub mod vm;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -35,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use isp::IspServer;
 pub use plan::{Plan, client_netns, isp_netns, service_netns};
+pub use vm::{VM_SERVICES, VmOptions};
 
 /// What went wrong in the lab.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,22 @@ pub enum LabError {
     /// No such namespace in this lab.
     #[error("no namespace `{0}` in this lab (see `roostctl lab status`)")]
     UnknownNamespace(String),
+    /// VM mode needs what `scripts/vm-assets` builds.
+    #[error("{path} is missing: run scripts/vm-assets first (VM mode, ADR 0010)")]
+    VmAssets {
+        /// The first missing asset.
+        path: PathBuf,
+    },
+    /// The instance is up in the other mode.
+    #[error("lab {prefix} is up {running}; run `roostctl lab down` before bringing it up {asked}")]
+    ModeMismatch {
+        /// The instance.
+        prefix: String,
+        /// How it runs now.
+        running: &'static str,
+        /// How it was asked to run.
+        asked: &'static str,
+    },
 }
 
 /// Where a lab instance lives and what it runs.
@@ -133,6 +153,8 @@ pub const LAB_DAEMONS: &[Service] = &[
 
 /// How long `up` waits for each daemon's `/health`.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `up` waits for a VM's daemon: boot under TCG on a busy machine included.
+const VM_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What an instance made, written before anything is made so `down` can clean up after a
 /// crash or a half-made `up`.
@@ -142,6 +164,9 @@ struct Record {
     settings: PathBuf,
     namespaces: Vec<String>,
     processes: Vec<ProcessRecord>,
+    /// Whether the services of [`VM_SERVICES`] run in VMs.
+    #[serde(default)]
+    vm: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +175,16 @@ struct ProcessRecord {
     netns: String,
     pid: u32,
     log: PathBuf,
+    /// Set when the process is a service's VM (qemu).
+    #[serde(default)]
+    vm: Option<VmRecord>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct VmRecord {
+    memory_mib: u32,
+    /// From starting qemu to the daemon's first healthy answer.
+    boot_ms: Option<u64>,
 }
 
 /// A lab instance.
@@ -157,6 +192,7 @@ pub struct Lab {
     opts: LabOptions,
     settings: Settings,
     plan: Plan,
+    vm: Option<VmOptions>,
 }
 
 /// One daemon's or server's status.
@@ -172,6 +208,19 @@ pub struct ProcessStatus {
     pub healthy: Option<bool>,
     /// Its log file.
     pub log: PathBuf,
+    /// For a service's VM: its boot time and memory.
+    pub vm: Option<VmStatus>,
+}
+
+/// A service VM's figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VmStatus {
+    /// Guest memory, MiB.
+    pub memory_mib: u32,
+    /// From starting qemu to the daemon's first healthy answer, ms.
+    pub boot_ms: Option<u64>,
+    /// qemu's resident memory on the host, KiB.
+    pub rss_kib: Option<u64>,
 }
 
 /// One namespace with its interfaces.
@@ -219,7 +268,21 @@ impl Lab {
             opts,
             settings,
             plan,
+            vm: None,
         })
+    }
+
+    /// VM mode for the next [`Lab::up`]: the services of [`VM_SERVICES`] boot in their own
+    /// aarch64 VM in their namespace (ADR 0010). `status`, `down` and the control calls read
+    /// the mode from the instance's record and need not be told.
+    pub fn with_vms(mut self, vm: VmOptions) -> Self {
+        self.vm = Some(vm);
+        self
+    }
+
+    /// Whether `service` runs in a VM in this instance (as asked, or as it was brought up).
+    pub fn runs_in_vm(&self, service: Service) -> bool {
+        VM_SERVICES.contains(&service) && (self.vm.is_some() || self.read_record().vm)
     }
 
     /// The settings in force (with the lab's token directory).
@@ -276,6 +339,20 @@ impl Lab {
             fs::create_dir_all(&path).map_err(|source| LabError::Io { path, source })?;
         }
         let mut record = self.read_record();
+        let vm_mode = self.vm.is_some();
+        let made = record.namespaces.iter().any(|ns| netns::exists(ns));
+        if made && record.vm != vm_mode {
+            let mode = |vm| if vm { "with VMs" } else { "in namespaces only" };
+            return Err(LabError::ModeMismatch {
+                prefix: self.opts.prefix.clone(),
+                running: mode(record.vm),
+                asked: mode(vm_mode),
+            });
+        }
+        if let Some(vm) = &self.vm {
+            vm.check(VM_SERVICES)?;
+        }
+        record.vm = vm_mode;
         record.prefix.clone_from(&self.opts.prefix);
         record.settings.clone_from(&self.opts.settings);
         for ns in &self.plan.namespaces {
@@ -305,7 +382,30 @@ impl Lab {
                 &[],
             )?;
         }
+        // VMs take longest: start them all first, so they boot while the rest starts.
+        let mut booting = Vec::new();
         for service in self.daemons() {
+            if self.runs_in_vm(service) && self.ensure_vm(&mut record, service)? {
+                booting.push((service, Instant::now()));
+            }
+        }
+        for service in self.daemons() {
+            if self.runs_in_vm(service) {
+                self.wait_healthy(service, VM_HEALTH_TIMEOUT)?;
+                if let Some((_, started)) = booting.iter().find(|(s, _)| *s == service) {
+                    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    if let Some(p) = record
+                        .processes
+                        .iter_mut()
+                        .find(|p| p.name == service.name())
+                        && let Some(vm) = p.vm.as_mut()
+                    {
+                        vm.boot_ms = Some(ms);
+                    }
+                    self.write_record(&record)?;
+                }
+                continue;
+            }
             let name = service.name().to_owned();
             let state = self.path(&format!("var/{name}"));
             fs::create_dir_all(&state).map_err(|source| LabError::Io {
@@ -332,18 +432,50 @@ impl Lab {
                 &args,
                 &env,
             )?;
-            self.wait_healthy(service)?;
+            self.wait_healthy(service, HEALTH_TIMEOUT)?;
         }
         self.status()
     }
 
-    /// The daemons the lab runs (those built and found in the binary directory), in start
-    /// order.
+    /// Starts `service`'s VM unless it runs; returns whether it started one.
+    fn ensure_vm(&self, record: &mut Record, service: Service) -> Result<bool, LabError> {
+        let Some(vm) = &self.vm else {
+            return Ok(false);
+        };
+        let name = service.name();
+        let netns = plan::service_netns(&self.opts.prefix, service);
+        if record
+            .processes
+            .iter()
+            .any(|p| p.name == name && netns::runs_in(p.pid, &netns))
+        {
+            return Ok(false);
+        }
+        let view = self.settings.render_view(service);
+        let (initrd, disk) = vm::prepare(vm, service, &view, &self.opts.state_dir)?;
+        let nics = vm::nics(&self.plan, service);
+        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let cmdline = vm::kernel_cmdline(service, &nics, &log);
+        let args = vm::qemu_args(&vm.kernel(), &initrd, &disk, &cmdline, &nics);
+        let qemu = find_program(Path::new("qemu-system-aarch64"));
+        self.ensure_process(record, name, &netns, &qemu, &args, &[])?;
+        if let Some(p) = record.processes.iter_mut().find(|p| p.name == name) {
+            p.vm = Some(VmRecord {
+                memory_mib: vm::MEMORY_MIB,
+                boot_ms: None,
+            });
+        }
+        self.write_record(record)?;
+        Ok(true)
+    }
+
+    /// The daemons the lab runs (those built and found in the binary directory, and in VM
+    /// mode the VM services), in start order.
     pub fn daemons(&self) -> Vec<Service> {
         LAB_DAEMONS
             .iter()
             .copied()
-            .filter(|s| self.binary(*s).is_file())
+            .filter(|s| self.binary(*s).is_file() || self.runs_in_vm(*s))
             .collect()
     }
 
@@ -398,13 +530,62 @@ impl Lab {
             // The firewall brings up and addresses its own interfaces; the rest the lab does.
             netns::ip(&["-n", &v.a.netns, "link", "set", &v.a.ifname, "up"])?;
         }
-        for a in &self.plan.addresses {
+        // In VM mode a VM's namespace is only its host side: the guest owns the addresses.
+        let vm_netns: Vec<String> = VM_SERVICES
+            .iter()
+            .filter(|s| self.vm.is_some() && self.runs_in_vm(**s))
+            .map(|s| plan::service_netns(&self.opts.prefix, *s))
+            .collect();
+        for service in VM_SERVICES.iter().filter(|_| self.vm.is_some()) {
+            self.make_vm_host_side(*service)?;
+        }
+        for a in self
+            .plan
+            .addresses
+            .iter()
+            .filter(|a| !vm_netns.contains(&a.netns))
+        {
             let cidr = a.cidr.to_string();
             netns::ip(&["-n", &a.netns, "addr", "replace", &cidr, "dev", &a.ifname])?;
         }
-        for r in &self.plan.routes {
+        for r in self
+            .plan
+            .routes
+            .iter()
+            .filter(|r| !vm_netns.contains(&r.netns))
+        {
             let via = r.via.to_string();
             netns::ip(&["-n", &r.netns, "route", "replace", "default", "via", &via])?;
+        }
+        Ok(())
+    }
+
+    /// Bridges each lab link end in `service`'s namespace with a tap for its VM. The
+    /// namespace's own IPv6 stays off, so it sends nothing on the links itself.
+    fn make_vm_host_side(&self, service: Service) -> Result<(), LabError> {
+        let ns = plan::service_netns(&self.opts.prefix, service);
+        let sysctl = find_program(Path::new("sysctl")).display().to_string();
+        netns::ip(&[
+            "netns",
+            "exec",
+            &ns,
+            &sysctl,
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ])?;
+        for nic in vm::nics(&self.plan, service) {
+            if !netns::link_exists(&ns, &nic.bridge) {
+                netns::ip(&["-n", &ns, "link", "add", &nic.bridge, "type", "bridge"])?;
+            }
+            if !netns::link_exists(&ns, &nic.tap) {
+                netns::ip(&["-n", &ns, "tuntap", "add", "dev", &nic.tap, "mode", "tap"])?;
+            }
+            for port in [&nic.veth, &nic.tap] {
+                netns::ip(&["-n", &ns, "link", "set", port, "master", &nic.bridge, "up"])?;
+            }
+            netns::ip(&["-n", &ns, "link", "set", &nic.bridge, "up"])?;
         }
         Ok(())
     }
@@ -473,6 +654,7 @@ impl Lab {
             netns: netns.to_owned(),
             pid,
             log: log.clone(),
+            vm: None,
         });
         self.write_record(record)?;
         // Catch a program that dies at once (bad flags, port taken) with its own words.
@@ -506,7 +688,13 @@ impl Lab {
     ) -> Result<(u16, String), LabError> {
         let addr = self.settings.control_addr(service);
         let token = self.token(service)?;
-        let netns = plan::service_netns(&self.opts.prefix, service);
+        // A VM's namespace holds no address: ask from the other end of its link, the
+        // firewall's namespace (whose output the ruleset does not filter).
+        let netns = if self.runs_in_vm(service) {
+            plan::service_netns(&self.opts.prefix, Service::Firewall)
+        } else {
+            plan::service_netns(&self.opts.prefix, service)
+        };
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
@@ -675,8 +863,8 @@ impl Lab {
         fs::read_to_string(&path).map_err(|source| LabError::Io { path, source })
     }
 
-    fn wait_healthy(&self, service: Service) -> Result<(), LabError> {
-        let deadline = Instant::now() + HEALTH_TIMEOUT;
+    fn wait_healthy(&self, service: Service, timeout: Duration) -> Result<(), LabError> {
+        let deadline = Instant::now() + timeout;
         let mut why;
         loop {
             match self.control_get(service, "/health") {
@@ -688,7 +876,7 @@ impl Lab {
                 let log = self.path(&format!("logs/{}.log", service.name()));
                 return Err(LabError::Unhealthy {
                     service,
-                    seconds: HEALTH_TIMEOUT.as_secs(),
+                    seconds: timeout.as_secs(),
                     why,
                     tail: tail(&log),
                     log,
@@ -736,6 +924,11 @@ impl Lab {
                     pid: running.then_some(p.pid),
                     healthy,
                     log: p.log.clone(),
+                    vm: p.vm.map(|vm| VmStatus {
+                        memory_mib: vm.memory_mib,
+                        boot_ms: vm.boot_ms,
+                        rss_kib: running.then(|| vm::rss_kib(p.pid)).flatten(),
+                    }),
                 }
             })
             .collect();

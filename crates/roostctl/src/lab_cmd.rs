@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use roost_lab::{Lab, LabOptions, Status};
+use roost_lab::{Lab, LabOptions, Status, VmOptions};
 
 #[derive(Debug, Args)]
 pub(crate) struct LabArgs {
@@ -29,6 +30,11 @@ enum LabCommand {
         /// Settings file; default the one the instance last ran with, else examples/roost.toml.
         #[arg(long)]
         settings: Option<PathBuf>,
+        /// Run dns and dhcp each in its own aarch64 VM (qemu, TCG) inside its namespace;
+        /// needs `scripts/vm-assets` first (cache: $ROOST_VM_CACHE, default
+        /// /var/cache/roost-lab-vm). See docs/adr/0010-lab-microvms.md.
+        #[arg(long)]
+        vm: bool,
     },
     /// Show namespaces, addresses, daemons and their health.
     Status {
@@ -74,28 +80,35 @@ pub(crate) fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
     };
     let explicit = match &args.command {
-        LabCommand::Up { settings } => settings.clone(),
+        LabCommand::Up { settings, .. } => settings.clone(),
         _ => None,
     };
     let settings = explicit
         .or_else(|| roost_lab::recorded_settings(&state_dir))
         .unwrap_or_else(|| PathBuf::from("examples/roost.toml"));
     let settings = std::path::absolute(&settings).unwrap_or(settings);
-    let lab = Lab::new(LabOptions {
+    let mut lab = Lab::new(LabOptions {
         prefix: args.prefix,
         state_dir,
         bin_dir,
         settings,
     })?;
     match args.command {
-        LabCommand::Up { .. } => {
+        LabCommand::Up { vm, .. } => {
+            if vm {
+                lab = lab.with_vms(VmOptions {
+                    cache: roost_lab::vm::default_cache(),
+                });
+            }
             if lab.daemons().is_empty() {
                 anyhow::bail!(
                     "no daemon binaries next to roostctl: build them first (cargo build --workspace)"
                 );
             }
+            let started = Instant::now();
             let status = lab.up()?;
             print_status(&status);
+            println!("\nup in {:.1} s", started.elapsed().as_secs_f64());
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status { json } => {
@@ -156,8 +169,20 @@ fn print_status(status: &Status) {
             Some(false) => " UNHEALTHY",
             None => "",
         };
+        let vm = p.vm.map_or(String::new(), |vm| {
+            let boot = vm
+                .boot_ms
+                .map_or("?".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+            let rss = vm
+                .rss_kib
+                .map_or("?".to_owned(), |kib| format!("{} MiB", kib / 1024));
+            format!(
+                "  VM: booted in {boot}, host RSS {rss}, guest {} MiB",
+                vm.memory_mib
+            )
+        });
         println!(
-            "  {:<12} {:<22} {pid}{health}  log {}",
+            "  {:<12} {:<22} {pid}{health}{vm}  log {}",
             p.name,
             p.netns,
             p.log.display()

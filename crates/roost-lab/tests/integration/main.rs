@@ -12,6 +12,7 @@ mod mirror_tests;
 mod mqtt_tests;
 mod policy_tests;
 mod update_tests;
+mod vm_tests;
 mod web_tests;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -25,6 +26,12 @@ use roost_lab::{Lab, LabOptions};
 pub(crate) const DENIED: Duration = Duration::from_millis(800);
 /// Generous: an allowed connection must open.
 pub(crate) const ALLOWED: Duration = Duration::from_secs(3);
+
+/// Whether the tests run the lab in VM mode (`ROOST_LAB_VM=1`, ADR 0010): dns and dhcp in
+/// their own aarch64 VMs. Missing VM assets then fail the test; they are never skipped.
+pub(crate) fn vm_mode() -> bool {
+    std::env::var("ROOST_LAB_VM").is_ok_and(|v| !v.is_empty() && v != "0")
+}
 
 /// A lab instance that is removed when dropped.
 pub(crate) struct TestLab {
@@ -66,13 +73,18 @@ impl TestLab {
             "roost-firewall is not built in {}: run cargo build --workspace first",
             bin_dir.display()
         );
-        let lab = Lab::new(LabOptions {
+        let mut lab = Lab::new(LabOptions {
             prefix,
             state_dir,
             bin_dir,
             settings: settings.to_owned(),
         })
         .unwrap();
+        if vm_mode() {
+            lab = lab.with_vms(roost_lab::VmOptions {
+                cache: roost_lab::vm::default_cache(),
+            });
+        }
         let test_lab = Self {
             lab,
             helpers: Vec::new(),
@@ -84,8 +96,31 @@ impl TestLab {
 
     /// Starts an HTTP server in namespace `ns` on `addr` and waits until it accepts.
     pub(crate) fn listen(&mut self, ns: &str, addr: SocketAddrV4) {
+        if let Some(service) = self.vm_service(ns) {
+            // In VM mode the namespace holds no address: the daemon in the guest is the
+            // listener on its own control address, seen from the other end of its link.
+            assert_eq!(
+                addr,
+                self.lab.settings().control_addr(service),
+                "VM mode: only the daemon's own control address listens in {ns}"
+            );
+            self.wait_connects("fw", addr);
+            return;
+        }
         let pid = self.lab.serve_http(ns, addr).unwrap();
         self.helpers.push(pid);
+        self.wait_connects(ns, addr);
+    }
+
+    /// The service whose VM namespace `ns` (short or full) is, in VM mode.
+    fn vm_service(&self, ns: &str) -> Option<roost_config::Service> {
+        let full = self.lab.netns(ns).ok()?;
+        roost_lab::VM_SERVICES.iter().copied().find(|s| {
+            self.lab.runs_in_vm(*s) && roost_lab::service_netns(&self.lab.plan().prefix, *s) == full
+        })
+    }
+
+    fn wait_connects(&self, ns: &str, addr: SocketAddrV4) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.lab.can_connect(ns, addr, ALLOWED).unwrap() {
             assert!(

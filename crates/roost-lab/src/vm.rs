@@ -1,0 +1,444 @@
+//! VM mode (`roostctl lab up --vm`, ADR 0010): the services in [`VM_SERVICES`] run in their own
+//! `qemu-system-aarch64 -M virt` VM inside their namespace instead of as a process in it.
+//!
+//! The namespace becomes the VM's host side: each lab link end in it (the veth `svc`, and the
+//! dhcp VM's zone ports) is bridged with a tap device (`tapN` and `vbrN`), and the guest owns
+//! the interface names and addresses, applied by the aarch64 `roostctl net apply` in its
+//! `/init` from the same view `network` table as a real VM. The wiring and the firewall are
+//! exactly the lab's; the namespace holds no address any more.
+//!
+//! The kernel, the modules, busybox and the binaries come from `scripts/vm-assets` (a cache
+//! directory, never the repository). At `up` the lab appends a small cpio archive to the
+//! service's base initramfs with `/etc/roost/<service>.toml` and the files the view refers to
+//! (its tokens, trust anchor, blocklists) at their own paths, and keeps a raw ext4 state disk
+//! per VM in `<state>/var/<service>.ext4` (kept by `down` unless `--purge`).
+//!
+//! Everything here but `prepare` (files, mke2fs) is pure and unit-tested.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use roost_config::Service;
+
+use crate::LabError;
+use crate::plan::Plan;
+
+/// The services that run in VMs in VM mode; the others stay processes in their namespaces
+/// (the firewall needs `nft` and its libraries inside the guest first).
+pub const VM_SERVICES: &[Service] = &[Service::Dns, Service::Dhcp];
+
+/// Guest memory per VM, MiB.
+pub const MEMORY_MIB: u32 = 256;
+
+/// Size of a new state disk, MiB (sparse on the host).
+const STATE_DISK_MIB: u64 = 64;
+
+/// Where VM mode finds what `scripts/vm-assets` built.
+#[derive(Debug, Clone)]
+pub struct VmOptions {
+    /// The cache directory (`$ROOST_VM_CACHE`, default [`default_cache`]).
+    pub cache: PathBuf,
+}
+
+/// `$ROOST_VM_CACHE`, else `/var/cache/roost-lab-vm` (what `scripts/vm-assets` uses).
+pub fn default_cache() -> PathBuf {
+    std::env::var_os("ROOST_VM_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/roost-lab-vm"), PathBuf::from)
+}
+
+impl VmOptions {
+    /// The kernel image.
+    pub fn kernel(&self) -> PathBuf {
+        self.cache.join("kernel/Image")
+    }
+
+    /// The base initramfs of `service`.
+    pub fn initramfs(&self, service: Service) -> PathBuf {
+        self.cache
+            .join(format!("initramfs/{}.cpio", service.name()))
+    }
+
+    /// Fails with what to run when an asset is missing.
+    pub fn check(&self, services: &[Service]) -> Result<(), LabError> {
+        let mut missing: Vec<PathBuf> = services.iter().map(|s| self.initramfs(*s)).collect();
+        missing.push(self.kernel());
+        missing.retain(|p| !p.is_file());
+        match missing.first() {
+            None => Ok(()),
+            Some(path) => Err(LabError::VmAssets { path: path.clone() }),
+        }
+    }
+}
+
+/// One guest network interface and its host side in the service's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    /// The lab link end in the namespace (a veth), which keeps its plan name.
+    pub veth: String,
+    /// The interface's name inside the guest: the view's, the same as the veth's.
+    pub guest: String,
+    /// The tap qemu attaches to.
+    pub tap: String,
+    /// The bridge joining veth and tap.
+    pub bridge: String,
+    /// The guest interface's MAC (locally administered, fixed per service and interface).
+    pub mac: String,
+}
+
+/// The NICs of `service`'s VM: one per lab link end in its namespace, in plan order.
+pub fn nics(plan: &Plan, service: Service) -> Vec<Nic> {
+    let netns = crate::plan::service_netns(&plan.prefix, service);
+    let service_no = Service::ALL.iter().position(|s| *s == service).unwrap_or(0);
+    plan.veths
+        .iter()
+        .flat_map(|v| [&v.a, &v.b])
+        .filter(|end| end.netns == netns)
+        .enumerate()
+        .map(|(i, end)| Nic {
+            veth: end.ifname.clone(),
+            guest: end.ifname.clone(),
+            tap: format!("tap{i}"),
+            bridge: format!("vbr{i}"),
+            mac: format!("52:54:00:7e:{service_no:02x}:{i:02x}"),
+        })
+        .collect()
+}
+
+/// The kernel command line: console, no reboot loop, and what `/init` reads.
+pub fn kernel_cmdline(service: Service, nics: &[Nic], log: &str) -> String {
+    let mut line = format!(
+        "console=ttyAMA0 panic=-1 quiet loglevel=3 roost.service={} roost.log={log}",
+        service.name()
+    );
+    for nic in nics {
+        line.push_str(&format!(" roost.if={},{}", nic.guest, nic.mac));
+    }
+    line
+}
+
+/// qemu's arguments for one VM: aarch64 `virt` under TCG (the host's /dev/kvm is a nested PVM
+/// device that stock kernels do not boot under), userspace virtio-net on the taps (no
+/// vhost-net here), the state disk, an entropy source, the serial console on stdout (the log).
+pub fn qemu_args(
+    kernel: &Path,
+    initrd: &Path,
+    disk: &Path,
+    cmdline: &str,
+    nics: &[Nic],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-M",
+        "virt",
+        "-cpu",
+        "cortex-a72",
+        "-accel",
+        "tcg",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    args.extend(["-m".to_owned(), MEMORY_MIB.to_string()]);
+    args.extend(["-kernel".to_owned(), kernel.display().to_string()]);
+    args.extend(["-initrd".to_owned(), initrd.display().to_string()]);
+    args.extend(["-append".to_owned(), cmdline.to_owned()]);
+    args.extend([
+        "-drive".to_owned(),
+        format!(
+            "file={},format=raw,if=none,id=state,cache=writeback",
+            disk.display()
+        ),
+        "-device".to_owned(),
+        "virtio-blk-device,drive=state".to_owned(),
+        "-device".to_owned(),
+        "virtio-rng-device".to_owned(),
+    ]);
+    for (i, nic) in nics.iter().enumerate() {
+        args.extend([
+            "-netdev".to_owned(),
+            format!("tap,id=n{i},ifname={},script=no,downscript=no", nic.tap),
+            "-device".to_owned(),
+            format!("virtio-net-device,netdev=n{i},mac={}", nic.mac),
+        ]);
+    }
+    args
+}
+
+/// A file in a cpio archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Absolute path inside the guest.
+    pub path: PathBuf,
+    /// Permission bits.
+    pub mode: u32,
+    /// Contents.
+    pub data: Vec<u8>,
+}
+
+/// A cpio archive in the kernel's initramfs format (`newc`), with every parent directory, so
+/// it can be appended to a base initramfs.
+pub fn newc_archive(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut ino = 1u32;
+    for entry in entries {
+        let rel = entry.path.strip_prefix("/").unwrap_or(&entry.path);
+        let mut parents: Vec<&Path> = rel.ancestors().skip(1).collect();
+        parents.pop(); // the empty path
+        for dir in parents.into_iter().rev() {
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_owned());
+                newc_record(&mut out, ino, 0o040_755, &dir.display().to_string(), &[]);
+                ino += 1;
+            }
+        }
+        let mode = 0o100_000 | (entry.mode & 0o7777);
+        newc_record(&mut out, ino, mode, &rel.display().to_string(), &entry.data);
+        ino += 1;
+    }
+    newc_record(&mut out, 0, 0, "TRAILER!!!", &[]);
+    out
+}
+
+fn newc_record(out: &mut Vec<u8>, ino: u32, mode: u32, name: &str, data: &[u8]) {
+    let nlink = if mode & 0o040_000 != 0 { 2 } else { 1 };
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        nlink,
+        0,
+        u32::try_from(data.len()).unwrap_or(u32::MAX),
+        0,
+        0,
+        0,
+        0,
+        u32::try_from(name.len() + 1).unwrap_or(u32::MAX),
+        0,
+    ];
+    out.extend_from_slice(b"070701");
+    for f in fields {
+        out.extend_from_slice(format!("{f:08x}").as_bytes());
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    pad4(out);
+    out.extend_from_slice(data);
+    pad4(out);
+}
+
+fn pad4(out: &mut Vec<u8>) {
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+/// Absolute paths of files a view refers to (any string value that is an absolute path),
+/// in order of appearance, without duplicates.
+pub fn referenced_paths(view: &toml::Value) -> Vec<PathBuf> {
+    fn walk(v: &toml::Value, out: &mut Vec<PathBuf>) {
+        match v {
+            toml::Value::String(s) if s.starts_with('/') => {
+                let p = PathBuf::from(s);
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            toml::Value::Table(t) => t.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(view, &mut out);
+    out
+}
+
+/// Largest referenced file copied into a guest.
+const MAX_FILE: u64 = 16 << 20;
+
+/// Writes `<state>/vm/<service>.initrd` (the base initramfs plus the view and its files) and
+/// makes the state disk when it does not exist; returns (initrd, disk).
+pub(crate) fn prepare(
+    opts: &VmOptions,
+    service: Service,
+    view_text: &str,
+    state_dir: &Path,
+) -> Result<(PathBuf, PathBuf), LabError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LabError::Io { path, source }
+    };
+    let view: toml::Value = toml::from_str(view_text).map_err(|e| LabError::Io {
+        path: state_dir.join(format!("etc/{}.toml", service.name())),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let mut entries = vec![Entry {
+        path: PathBuf::from(format!("/etc/roost/{}.toml", service.name())),
+        mode: 0o644,
+        data: view_text.as_bytes().to_vec(),
+    }];
+    for path in referenced_paths(&view) {
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() > MAX_FILE {
+            continue;
+        }
+        let data = fs::read(&path).map_err(io(&path))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+        entries.push(Entry { path, mode, data });
+    }
+    let base_path = opts.initramfs(service);
+    let mut initrd = fs::read(&base_path).map_err(io(&base_path))?;
+    pad4(&mut initrd);
+    initrd.extend_from_slice(&newc_archive(&entries));
+    let dir = state_dir.join("vm");
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let initrd_path = dir.join(format!("{}.initrd", service.name()));
+    fs::write(&initrd_path, initrd).map_err(io(&initrd_path))?;
+
+    let disk = state_dir.join(format!("var/{}.ext4", service.name()));
+    if !disk.is_file() {
+        let tmp = disk.with_extension("ext4.tmp");
+        let file = fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.set_len(STATE_DISK_MIB << 20).map_err(io(&tmp))?;
+        drop(file);
+        let mke2fs = crate::find_program(Path::new("mke2fs"));
+        let label = format!("roost-{}", service.name());
+        let tmp_str = tmp.display().to_string();
+        crate::netns::run(
+            &mke2fs.display().to_string(),
+            &["-q", "-F", "-t", "ext4", "-L", &label, &tmp_str],
+        )?;
+        fs::rename(&tmp, &disk).map_err(io(&disk))?;
+    }
+    Ok((initrd_path, disk))
+}
+
+/// A process's resident memory, KiB (from /proc).
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_config::Settings;
+
+    fn example() -> Settings {
+        Settings::from_toml("roost.toml", include_str!("../../../examples/roost.toml")).unwrap()
+    }
+
+    #[test]
+    fn dns_vm_has_one_nic_on_its_service_link() {
+        let plan = crate::plan::plan("roost", &example());
+        let nics = nics(&plan, Service::Dns);
+        assert_eq!(nics.len(), 1, "{nics:?}");
+        assert_eq!(nics[0].guest, "svc");
+        assert_eq!(nics[0].tap, "tap0");
+    }
+
+    #[test]
+    fn dhcp_vm_has_a_nic_per_zone_with_a_pool_and_its_link_each_with_its_own_mac() {
+        let s = example();
+        let plan = crate::plan::plan("roost", &s);
+        let nics = nics(&plan, Service::Dhcp);
+        let names: Vec<&str> = nics.iter().map(|n| n.guest.as_str()).collect();
+        for zone in s.dhcp_view().zones {
+            assert!(names.contains(&zone.interface.as_str()), "{names:?}");
+        }
+        assert!(names.contains(&"svc"), "{names:?}");
+        let mut macs: Vec<&str> = nics.iter().map(|n| n.mac.as_str()).collect();
+        macs.sort_unstable();
+        macs.dedup();
+        assert_eq!(macs.len(), nics.len());
+        for nic in &nics {
+            assert!(nic.tap.len() <= 15 && nic.bridge.len() <= 15);
+        }
+    }
+
+    #[test]
+    fn qemu_gets_a_tap_and_virtio_nic_per_interface_and_the_names_on_the_command_line() {
+        let plan = crate::plan::plan("roost", &example());
+        let nics = nics(&plan, Service::Dhcp);
+        let cmdline = kernel_cmdline(Service::Dhcp, &nics, "info");
+        assert!(cmdline.contains("roost.service=dhcp"));
+        assert!(cmdline.contains(&format!("roost.if=svc,{}", nics.last().unwrap().mac)));
+        let args = qemu_args(
+            Path::new("/k"),
+            Path::new("/i"),
+            Path::new("/d"),
+            &cmdline,
+            &nics,
+        );
+        let joined = args.join(" ");
+        assert!(joined.contains("-accel tcg"));
+        assert_eq!(
+            args.iter().filter(|a| a.starts_with("tap,id=")).count(),
+            nics.len()
+        );
+        assert!(joined.contains("file=/d,format=raw"));
+    }
+
+    #[test]
+    fn newc_archive_has_parents_before_files_aligned_records_and_a_trailer() {
+        let archive = newc_archive(&[Entry {
+            path: PathBuf::from("/tmp/lab/tokens/dns"),
+            mode: 0o600,
+            data: b"secret".to_vec(),
+        }]);
+        assert_eq!(archive.len() % 4, 0);
+        let text = String::from_utf8_lossy(&archive);
+        let names: Vec<&str> = [
+            "tmp\0",
+            "tmp/lab\0",
+            "tmp/lab/tokens\0",
+            "tmp/lab/tokens/dns\0",
+        ]
+        .into_iter()
+        .collect();
+        let mut at = 0;
+        for name in names {
+            let pos = text[at..].find(name).expect(name) + at;
+            at = pos + name.len();
+        }
+        assert!(text.contains("secret"));
+        assert!(text.ends_with("TRAILER!!!\0\0\0\0") || text.contains("TRAILER!!!\0"));
+        // The file's header: regular file with mode 0600, six bytes.
+        assert!(text.contains(&format!("{:08x}", 0o100_600)));
+        assert!(text.contains(&format!("{:08x}", 6)));
+    }
+
+    #[test]
+    fn referenced_paths_finds_absolute_strings_anywhere_in_the_view() {
+        let view: toml::Value = toml::from_str(
+            "[control]\ntoken_file = \"/s/tokens/dns\"\nlisten = \"10.0.0.2:9100\"\n\
+             [[lists]]\npath = \"/s/block.txt\"\nname = \"ads\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            referenced_paths(&view),
+            [
+                PathBuf::from("/s/tokens/dns"),
+                PathBuf::from("/s/block.txt")
+            ]
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The lab's VM mode (ADR 0010): dns and dhcp boot in their own aarch64 VM inside their
+//! namespace, and their state disks outlive the lab. The VM-only test needs `ROOST_LAB_VM=1`
+//! (after `scripts/vm-assets`); without it, it says so and passes. With it set, missing assets
+//! fail it like every other lab test.
+
+use std::process::Command;
+
+use roost_lab::{VM_SERVICES, service_netns};
+
+use crate::TestLab;
+use crate::dhcp_tests::{capture_script, last_bound, lease, set_mac, udhcpc};
+
+/// Whether to run a VM-only test; says why not when it does not.
+fn vm_mode_or_skip(test: &str) -> bool {
+    if crate::vm_mode() {
+        return true;
+    }
+    eprintln!("{test}: skipped: VM mode only; run it with ROOST_LAB_VM=1 after scripts/vm-assets");
+    false
+}
+
+/// IPv4 addresses in namespace `ns` on interfaces other than loopback.
+fn ipv4_addresses(ns: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-j", "-4", "-n", ns, "addr", "show"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json.as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["ifname"] != "lo")
+        .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["local"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn vm_mode_boots_dns_and_dhcp_in_their_own_vm_and_status_shows_boot_time_and_memory() {
+    if !vm_mode_or_skip("vm_mode_boots_dns_and_dhcp_in_their_own_vm") {
+        return;
+    }
+    let t = TestLab::up("vm");
+    let status = t.lab.status().unwrap();
+    for service in VM_SERVICES {
+        let p = status
+            .processes
+            .iter()
+            .find(|p| p.name == service.name())
+            .unwrap_or_else(|| panic!("{service} is not in the status"));
+        let pid = p
+            .pid
+            .unwrap_or_else(|| panic!("{service}'s VM is not running"));
+        assert_eq!(p.healthy, Some(true), "{p:?}");
+        // The process in the namespace is qemu, not the daemon.
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert!(
+            exe.to_string_lossy().ends_with("qemu-system-aarch64"),
+            "{service}: {exe:?}"
+        );
+        let vm =
+            p.vm.unwrap_or_else(|| panic!("{service} has no VM figures"));
+        assert!(vm.boot_ms.is_some(), "{service}: {vm:?}");
+        let rss = vm.rss_kib.unwrap_or_else(|| panic!("{service}: no RSS"));
+        assert!(rss > 0 && rss < 1024 * 1024, "{service}: RSS {rss} KiB");
+        assert!(vm.memory_mib <= 256, "{service}: {vm:?}");
+        // The guest owns the addresses: its namespace is only the wire.
+        let ns = service_netns(&t.lab.plan().prefix, *service);
+        assert_eq!(ipv4_addresses(&ns), Vec::<String>::new(), "{ns}");
+    }
+    // The firewall (no nft in the guests yet) still runs as a process in its namespace.
+    let fw = status
+        .processes
+        .iter()
+        .find(|p| p.name == "firewall")
+        .unwrap();
+    assert!(fw.vm.is_none() && fw.healthy == Some(true), "{fw:?}");
+}
+
+/// Both modes: the dhcp daemon's state (its directory, or in VM mode its state disk) is kept
+/// by `down` without `--purge`, so a lease survives a whole new lab (and VM).
+#[test]
+fn lease_survives_lab_down_and_up_again() {
+    let t = TestLab::up("ld");
+    let ns = t.lab.netns("client-lan").unwrap();
+    let dir = std::env::temp_dir().join(format!("roost-lab-dhcp-{ns}"));
+    let (script, out) = capture_script(&dir);
+    set_mac(&ns, "02:00:00:00:04:01");
+    udhcpc(&ns, &script);
+    let got = last_bound(&out).ip;
+
+    t.lab.down(false).unwrap();
+    t.lab.up().unwrap();
+    let l = lease(&t, got);
+    assert_eq!(l["mac"], "02:00:00:00:04:01", "{l}");
+    assert_eq!(l["state"], "bound", "{l}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
