@@ -116,6 +116,16 @@ pub enum LabError {
         /// The first missing asset.
         path: PathBuf,
     },
+    /// A connection from inside a VM was asked for; the namespace is only its wire.
+    #[error(
+        "{service} runs in a VM: its namespace {netns} holds no address, and the lab has no command channel into guests yet (ADR 0010)"
+    )]
+    InsideVm {
+        /// The service.
+        service: Service,
+        /// Its namespace.
+        netns: String,
+    },
     /// The instance is up in the other mode.
     #[error("lab {prefix} is up {running}; run `roostctl lab down` before bringing it up {asked}")]
     ModeMismatch {
@@ -715,9 +725,26 @@ impl Lab {
         timeout: Duration,
     ) -> Result<bool, LabError> {
         let netns = self.netns(from)?;
+        self.refuse_inside_vm(&netns)?;
         netns::within(&netns, move || {
             TcpStream::connect_timeout(&SocketAddr::V4(to), timeout).is_ok()
         })
+    }
+
+    /// A connection "from a VM" made in its empty namespace would fail for the wrong reason
+    /// and make a negative check pass: refuse it instead.
+    fn refuse_inside_vm(&self, netns: &str) -> Result<(), LabError> {
+        let service = VM_SERVICES
+            .iter()
+            .copied()
+            .find(|s| self.runs_in_vm(*s) && plan::service_netns(&self.opts.prefix, *s) == netns);
+        match service {
+            Some(service) => Err(LabError::InsideVm {
+                service,
+                netns: netns.to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// `GET path` over HTTP/1.1 from namespace `from` to `to`; returns status and body.
@@ -728,6 +755,7 @@ impl Lab {
         path: &str,
     ) -> Result<(u16, String), LabError> {
         let netns = self.netns(from)?;
+        self.refuse_inside_vm(&netns)?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
         netns::within(&netns, move || http_exchange(to, &request))?.map_err(|source| LabError::Io {
             path: PathBuf::from(format!("http://{to}{path}")),
