@@ -9,6 +9,7 @@ in
   vm-isolation = test ./isolation.nix;
   vm-ipv6 = test ./ipv6.nix;
   vm-resolve = test ./resolve.nix;
+  vm-recursion = test ./recursion.nix;
   vm-lease = test ./lease.nix;
   vm-mqtt = test ./mqtt.nix;
   vm-web = test ./web.nix;

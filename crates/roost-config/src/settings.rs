@@ -256,11 +256,15 @@ fn default_lease_time() -> HumanDuration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Dns {
-    /// Forwarders, tried in order (at least one: recursion is not available yet).
+    /// Forwarders, tried in order (at least one, unless `recursion` is on).
     pub upstreams: Vec<Upstream>,
-    /// Resolve from the root servers instead of forwarding. Not available yet: `true` is
-    /// refused by validation rather than silently ignored.
+    /// Resolve from the root servers instead of forwarding (then `upstreams` must be empty).
     pub recursion: bool,
+    /// The root servers recursion starts from; default the IANA root servers' IPv4
+    /// addresses. Only these may be asked although they lie in a private or documentation
+    /// range (a lab's own root).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub root_hints: Vec<IpAddr>,
     /// Validate DNSSEC: AD bit on validated answers, SERVFAIL for bogus ones.
     pub dnssec: bool,
     /// DNSSEC trust anchors: a file of DNSKEY records (zone-file lines, any owner). Default
@@ -292,6 +296,7 @@ impl Default for Dns {
         Self {
             upstreams: Vec::new(),
             recursion: false,
+            root_hints: Vec::new(),
             dnssec: true,
             trust_anchor: None,
             tls_ca_file: None,

@@ -338,13 +338,17 @@ impl Validator {
     fn dns(&mut self, s: &Settings) {
         let at = root().key("dns");
         let dns = &s.dns;
-        // roost-dns forwards only, so far: refuse a setting it would not honour.
-        if dns.recursion {
+        if dns.recursion && !dns.upstreams.is_empty() {
             self.error(
-                at.key("recursion"),
-                "recursion is not available yet: list forwarders in dns.upstreams",
+                at.key("upstreams"),
+                "forwarders are not used while dns.recursion is on: remove them, or turn recursion off",
             );
-        } else if dns.upstreams.is_empty() {
+        } else if !dns.recursion && !dns.root_hints.is_empty() {
+            self.error(
+                at.key("root_hints"),
+                "root hints are used only with dns.recursion = true",
+            );
+        } else if !dns.recursion && dns.upstreams.is_empty() {
             self.error(
                 at.key("upstreams"),
                 "no upstream and recursion off: nothing could be resolved",

@@ -27,6 +27,7 @@ pub mod control;
 pub mod dnssec;
 pub mod local;
 pub mod ratelimit;
+pub mod recursive;
 pub mod resolver;
 pub mod server;
 pub mod tls;

@@ -61,6 +61,9 @@ pub enum PolicyError {
     /// The DNSSEC trust anchor file.
     #[error(transparent)]
     TrustAnchor(#[from] AnchorError),
+    /// The recursor could not start.
+    #[error("{0}")]
+    Recursion(String),
 }
 
 /// Which transport a query came over.
@@ -178,7 +181,11 @@ impl Policy {
             blocklists: Arc::new(blocklists),
             block_response: view.dns.block_response,
             serve_stale: view.dns.serve_stale,
-            upstreams: Arc::new(Upstreams::new(&view.dns.upstreams, tls.as_ref())),
+            upstreams: Arc::new(if view.dns.recursion {
+                Upstreams::recursive(&view.dns.root_hints).map_err(PolicyError::Recursion)?
+            } else {
+                Upstreams::new(&view.dns.upstreams, tls.as_ref())
+            }),
             anchors,
         })
     }
@@ -746,6 +753,7 @@ impl Resolver {
             })
             .collect();
         serde_json::json!({
+            "recursion": policy.upstreams.is_recursive(),
             "cache": self.cache_stats(),
             "upstreams": upstreams,
             "local_names": policy.local.names(),

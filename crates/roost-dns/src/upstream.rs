@@ -163,6 +163,8 @@ impl Server {
 #[derive(Debug)]
 pub struct Upstreams {
     servers: Vec<Server>,
+    /// Recursion from the roots instead of the servers (`dns.recursion`).
+    recursive: Option<crate::recursive::Recursive>,
 }
 
 /// A question to forward (lowercased wire name).
@@ -215,7 +217,23 @@ impl Upstreams {
                 })
             })
             .collect();
-        Self { servers }
+        Self {
+            servers,
+            recursive: None,
+        }
+    }
+
+    /// Recursion from `roots` (the IANA root servers when empty) instead of forwarders.
+    pub fn recursive(roots: &[IpAddr]) -> Result<Self, String> {
+        Ok(Self {
+            servers: Vec::new(),
+            recursive: Some(crate::recursive::Recursive::new(roots)?),
+        })
+    }
+
+    /// Whether answers come from recursion rather than forwarders.
+    pub fn is_recursive(&self) -> bool {
+        self.recursive.is_some()
     }
 
     /// The servers, for metrics and state.
@@ -223,8 +241,11 @@ impl Upstreams {
         &self.servers
     }
 
-    /// Asks the servers in order until one answers; returns the raw answer.
+    /// Asks the servers in order until one answers (or recurses); returns the raw answer.
     pub async fn resolve(&self, q: &Question) -> Result<Vec<u8>, UpstreamError> {
+        if let Some(r) = &self.recursive {
+            return r.resolve(q).await.map_err(UpstreamError::AllFailed);
+        }
         let usable: Vec<&Server> = self.servers.iter().collect();
         if usable.is_empty() {
             return Err(UpstreamError::NoServers);

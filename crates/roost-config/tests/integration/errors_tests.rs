@@ -338,16 +338,49 @@ fn reports_unknown_zone_in_reach_and_tls_listener_without_certificate() {
 }
 
 #[test]
-fn reports_recursion_which_the_resolver_cannot_do_yet() {
-    let text = MINIMAL.replace(
+fn recursion_takes_root_hints_and_refuses_forwarders_beside_it() {
+    let recursive = MINIMAL.replace(
         "upstreams = [{ address = \"198.51.100.53\" }]",
-        "upstreams = []\nrecursion = true",
+        "recursion = true\nroot_hints = [\"198.51.100.53\"]",
+    );
+    let s = roost_config::Settings::from_toml("roost.toml", &recursive).unwrap();
+    assert!(s.dns.recursion);
+    assert_eq!(
+        s.dns.root_hints,
+        ["198.51.100.53".parse::<std::net::IpAddr>().unwrap()]
+    );
+    // Forwarders would be silently unused: refused.
+    let both = MINIMAL.replace(
+        "upstreams = [{ address = \"198.51.100.53\" }]",
+        "upstreams = [{ address = \"198.51.100.53\" }]\nrecursion = true",
     );
     assert_reports(
-        &text,
-        "dns.recursion",
-        "recursion = true",
-        "not available yet",
+        &both,
+        "dns.upstreams",
+        "upstreams =",
+        "not used while dns.recursion is on",
+    );
+    // Root hints without recursion would be too.
+    let hints = MINIMAL.replace(
+        "upstreams = [{ address = \"198.51.100.53\" }]",
+        "upstreams = [{ address = \"198.51.100.53\" }]\nroot_hints = [\"198.51.100.1\"]",
+    );
+    assert_reports(
+        &hints,
+        "dns.root_hints",
+        "root_hints",
+        "only with dns.recursion",
+    );
+    // Neither forwarders nor recursion: nothing could be resolved.
+    let none = MINIMAL.replace(
+        "upstreams = [{ address = \"198.51.100.53\" }]",
+        "upstreams = []",
+    );
+    assert_reports(
+        &none,
+        "dns.upstreams",
+        "upstreams = []",
+        "nothing could be resolved",
     );
 }
 

@@ -143,3 +143,53 @@ fn lab_blocked_name_is_blocked_and_the_wan_side_is_refused() {
         "the WAN side got an answer: {text}"
     );
 }
+
+#[test]
+fn lab_dns_recursion_from_the_labs_own_root_answers_validates_and_denies() {
+    let dir =
+        Scratch(std::env::temp_dir().join(format!("roost-dns-lab-{}-rec", std::process::id())));
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/roost.toml"),
+    )
+    .unwrap();
+    let forwarders = "upstreams = [\n  { address = \"198.51.100.53\" },\n";
+    assert!(
+        example.contains(forwarders),
+        "examples/roost.toml changed its [dns] table"
+    );
+    // No forwarders: recursion from the lab's root (the ISP's knot serves `.` and isp.test).
+    let settings = example.replace(
+        forwarders,
+        &format!(
+            "recursion = true\nroot_hints = [\"{}\"]\nupstreams = [\n",
+            isp::DNS
+        ),
+    );
+    let path = dir.path().join("roost.toml");
+    std::fs::write(&path, settings).unwrap();
+    let t = TestLab::up_with("rc", &path);
+    let (_, state) = t.lab.control_get(Service::Dns, "/state").unwrap();
+    assert!(state.contains("\"recursion\":true"), "{state}");
+    // An answer from the roots down, validated from the lab's signed root: the AD bit.
+    let full = dig_in(
+        &t,
+        "client-lan",
+        &["@192.168.1.1", "+dnssec", "www.isp.test"],
+    );
+    assert!(full.contains(&isp::HTTP.to_string()), "{full}");
+    assert!(
+        full.contains(" ad;") || full.contains(" ad "),
+        "no AD bit:\n{full}"
+    );
+    // A name that does not exist: NXDOMAIN, not SERVFAIL.
+    let missing = dig_in(&t, "client-lan", &["@192.168.1.1", "nothing-here.isp.test"]);
+    assert!(missing.contains("status: NXDOMAIN"), "{missing}");
+    // A TLD the lab's root does not have: NXDOMAIN from the root itself.
+    let tld = dig_in(
+        &t,
+        "client-lan",
+        &["@192.168.1.1", "www.example.invalidtld"],
+    );
+    assert!(tld.contains("status: NXDOMAIN"), "{tld}");
+}
