@@ -528,12 +528,15 @@ impl Default for Mqtt {
 pub struct MqttListener {
     /// The zone whose clients use it.
     pub zone: String,
-    /// TCP port; default 1883, or 8883 with `tls`.
+    /// TCP port; default 1883, 8883 with `tls`, 9001 with `websocket`, 9443 with both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Require TLS (uses `mqtt.tls`).
     #[serde(default)]
     pub tls: bool,
+    /// MQTT over WebSocket (subprotocol `mqtt`, for browser dashboards) instead of plain TCP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub websocket: bool,
     /// Let clients in without a user name. Off unless you switch it on.
     #[serde(default)]
     pub allow_anonymous: bool,
@@ -542,7 +545,12 @@ pub struct MqttListener {
 impl MqttListener {
     /// The port in use, with the protocol default applied.
     pub fn effective_port(&self) -> u16 {
-        self.port.unwrap_or(if self.tls { 8883 } else { 1883 })
+        self.port.unwrap_or(match (self.tls, self.websocket) {
+            (false, false) => 1883,
+            (true, false) => 8883,
+            (false, true) => 9001,
+            (true, true) => 9443,
+        })
     }
 }
 

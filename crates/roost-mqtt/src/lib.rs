@@ -38,6 +38,7 @@ pub mod core;
 pub mod server;
 pub mod store;
 pub mod topic;
+pub mod ws;
 
 use std::path::{Path, PathBuf};
 

@@ -61,8 +61,8 @@ pub enum SetupError {
         /// Why.
         source: std::io::Error,
     },
-    /// Two listeners share a port, one with TLS and one without.
-    #[error("port {0} is both a TLS and a plain listener")]
+    /// Two listeners share a port but not its kind (TLS or not, WebSocket or not).
+    #[error("port {0} has listeners of different kinds (TLS or not, WebSocket or not)")]
     MixedPort(u16),
 }
 
@@ -179,27 +179,30 @@ struct Bound {
     socket: TcpListener,
     port: u16,
     tls: bool,
+    /// MQTT over WebSocket on this socket.
+    websocket: bool,
     /// For a port-0 listener (tests): the one listener it serves.
     only: Option<MqttListener>,
 }
 
 async fn bind_listeners(view: &MqttView) -> Result<Vec<Bound>, SetupError> {
     let ip = IpAddr::V4(*view.control.listen.ip());
-    let mut groups: Vec<(u16, bool, Option<MqttListener>)> = Vec::new();
+    let mut groups: Vec<(u16, (bool, bool), Option<MqttListener>)> = Vec::new();
     for l in &view.listeners {
         let port = l.effective_port();
+        let kind = (l.tls, l.websocket);
         if port == 0 {
-            groups.push((0, l.tls, Some(l.clone())));
+            groups.push((0, kind, Some(l.clone())));
             continue;
         }
         match groups.iter().find(|g| g.0 == port) {
-            Some(g) if g.1 != l.tls => return Err(SetupError::MixedPort(port)),
+            Some(g) if g.1 != kind => return Err(SetupError::MixedPort(port)),
             Some(_) => {}
-            None => groups.push((port, l.tls, None)),
+            None => groups.push((port, kind, None)),
         }
     }
     let mut bound = Vec::new();
-    for (port, tls, only) in groups {
+    for (port, (tls, websocket), only) in groups {
         let addr = SocketAddr::new(ip, port);
         let socket = listen(addr).map_err(|source| SetupError::Bind { addr, source })?;
         let local = socket
@@ -214,11 +217,12 @@ async fn bind_listeners(view: &MqttView) -> Result<Vec<Bound>, SetupError> {
             })
             .map(|l| l.zone.as_str())
             .collect();
-        tracing::info!(%local, tls, zones = ?zones, "mqtt listening on {local}");
+        tracing::info!(%local, tls, websocket, zones = ?zones, "mqtt listening on {local}");
         bound.push(Bound {
             socket,
             port: local.port(),
             tls,
+            websocket,
             only,
         });
     }
@@ -358,6 +362,7 @@ async fn accept_loop(bound: Bound, shared: Arc<Shared>, tls: Option<tokio_rustls
         let shared = shared.clone();
         let tls = if bound.tls { tls.clone() } else { None };
         let wants_tls = bound.tls;
+        let websocket = bound.websocket;
         tokio::spawn(async move {
             let _slot = slot;
             let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -366,9 +371,14 @@ async fn accept_loop(bound: Bound, shared: Arc<Shared>, tls: Option<tokio_rustls
                     return;
                 };
                 match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) if websocket => {
+                        over_websocket(stream, peer, listener, shared, conn).await;
+                    }
                     Ok(Ok(stream)) => connection(stream, peer, listener, shared, conn).await,
                     _ => tracing::debug!(%peer, "tls handshake failed"),
                 }
+            } else if websocket {
+                over_websocket(tcp, peer, listener, shared, conn).await;
             } else {
                 connection(tcp, peer, listener, shared, conn).await;
             }
@@ -376,10 +386,36 @@ async fn accept_loop(bound: Bound, shared: Arc<Shared>, tls: Option<tokio_rustls
     }
 }
 
+/// The WebSocket handshake (bounded by `CONNECT_TIMEOUT`), then the MQTT connection over it.
+async fn over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    listener: MqttListener,
+    shared: Arc<Shared>,
+    conn: ConnId,
+) {
+    let rt = shared.runtime();
+    // A WebSocket message carries one or more MQTT packets: bound it by the packet limit.
+    let max = Limits::from_view(&rt.view.limits).max_packet_bytes as usize + 16;
+    match tokio::time::timeout(CONNECT_TIMEOUT, crate::ws::accept(stream, max)).await {
+        Ok(Ok(ws)) => connection(ws, peer, listener, shared, conn).await,
+        Ok(Err(e)) => {
+            shared.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, error = %e, "websocket handshake failed");
+        }
+        Err(_) => tracing::debug!(%peer, "websocket handshake timed out"),
+    }
+}
+
 async fn write_packet<S: AsyncWrite + Unpin>(s: &mut S, version: Version, p: &Packet) {
     let mut buf = BytesMut::new();
     if codec::encode(version, p, &mut buf).is_ok() {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, s.write_all(&buf)).await;
+        // Flushed: a TLS or WebSocket stream may hold written bytes until then.
+        let write = async {
+            s.write_all(&buf).await?;
+            s.flush().await
+        };
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, write).await;
     }
 }
 
@@ -484,33 +520,40 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mut wbuf = BytesMut::new();
     'conn: loop {
+        // Every complete packet buffered, also those that came right behind the CONNECT (a
+        // client need not wait for the CONNACK, MQTT 3.1.1 §3.1.4).
+        loop {
+            match codec::decode(version, &mut buf, max_packet) {
+                Ok(Some(p)) => {
+                    if shared.events.send(Event::Packet(conn, p)).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    shared.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, error = %e, "closing connection");
+                    if version == Version::V5 {
+                        let reason = match e {
+                            DecodeError::TooLarge(_) => DisconnectReasonCode::PacketTooLarge,
+                            _ => DisconnectReasonCode::MalformedPacket,
+                        };
+                        write_packet(
+                            &mut stream,
+                            version,
+                            &Packet::Disconnect(Disconnect::new(reason)),
+                        )
+                        .await;
+                    }
+                    break 'conn;
+                }
+            }
+        }
         tokio::select! {
             r = stream.read_buf(&mut buf) => {
                 match r {
                     Ok(n) if n > 0 => {}
                     _ => break 'conn,
-                }
-                loop {
-                    match codec::decode(version, &mut buf, max_packet) {
-                        Ok(Some(p)) => {
-                            if shared.events.send(Event::Packet(conn, p)).await.is_err() {
-                                break 'conn;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            shared.malformed.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(%peer, error = %e, "closing connection");
-                            if version == Version::V5 {
-                                let reason = match e {
-                                    DecodeError::TooLarge(_) => DisconnectReasonCode::PacketTooLarge,
-                                    _ => DisconnectReasonCode::MalformedPacket,
-                                };
-                                write_packet(&mut stream, version, &Packet::Disconnect(Disconnect::new(reason))).await;
-                            }
-                            break 'conn;
-                        }
-                    }
                 }
             }
             out = rx.recv() => {
@@ -525,7 +568,11 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                         Err(mpsc::error::TryRecvError::Disconnected) => { closing = true; break }
                     }
                 }
-                match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&wbuf)).await {
+                let write = async {
+                    stream.write_all(&wbuf).await?;
+                    stream.flush().await
+                };
+                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
                     Ok(Ok(())) => {}
                     _ => break 'conn,
                 }
@@ -810,10 +857,10 @@ impl Daemon {
         let limits = check_view(&view).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
         let old = self.shared.runtime();
         let sockets = |v: &MqttView| {
-            let mut s: Vec<(u16, bool)> = v
+            let mut s: Vec<(u16, bool, bool)> = v
                 .listeners
                 .iter()
-                .map(|l| (l.effective_port(), l.tls))
+                .map(|l| (l.effective_port(), l.tls, l.websocket))
                 .collect();
             s.sort_unstable();
             s.dedup();

@@ -644,3 +644,80 @@ fn put_config_moves_a_listener_to_a_new_port_and_keeps_the_old_one_when_it_canno
     assert!(!publishes(new));
     assert!(b.get("/health").starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn paho_python_clients_talk_over_tcp_and_websocket_at_every_qos() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = view(dir.path(), users(), None, false);
+    v.listeners.push(roost_config::settings::MqttListener {
+        zone: "lan".into(),
+        port: Some(0),
+        tls: false,
+        websocket: true,
+        allow_anonymous: false,
+    });
+    let b = Broker::start(&v, dir.path());
+    let ws = b.ws.expect("a websocket listener");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/paho_client.py");
+    let o = std::process::Command::new("python3")
+        .args([
+            script,
+            "127.0.0.1",
+            &b.plain.port().to_string(),
+            &ws.port().to_string(),
+        ])
+        .args(["admin", "admin-pw"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "ok tcp v311",
+        "ok websockets v311",
+        "ok tcp v5",
+        "ok websockets v5",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line} missing: {out}");
+    }
+    // A WebSocket client that does not ask for the mqtt subprotocol is refused.
+    let mut s = TcpStream::connect(ws).unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // The plain listener still serves.
+    assert!(
+        publish(&b, "admin", "admin-pw", "mqttv311", &["-t", "a", "-m", "x"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn packets_sent_right_behind_the_connect_are_served_without_waiting_for_more_bytes() {
+    let (_dir, b) = start(None, false);
+    // MQTT 3.1.1 §3.1.4: a client need not wait for the CONNACK. CONNECT (user admin) and a
+    // SUBSCRIBE to a/# at QoS 1, in one write.
+    let mut connect = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 4, 0xC2, 0x00, 0x3C];
+    for field in [&b"raw"[..], b"admin", b"admin-pw"] {
+        connect.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        connect.extend_from_slice(field);
+    }
+    let mut bytes = vec![0x10, connect.len() as u8];
+    bytes.extend_from_slice(&connect);
+    bytes.extend_from_slice(&[0x82, 8, 0x00, 0x01, 0x00, 0x03, b'a', b'/', b'#', 0x01]);
+    let mut s = TcpStream::connect(b.plain).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(&bytes).unwrap();
+    let mut got = [0u8; 9];
+    std::io::Read::read_exact(&mut s, &mut got).expect("CONNACK and SUBACK within 3 s");
+    assert_eq!(got, [0x20, 0x02, 0x00, 0x00, 0x90, 0x03, 0x00, 0x01, 0x01]);
+}

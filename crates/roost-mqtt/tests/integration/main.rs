@@ -50,6 +50,7 @@ pub(crate) fn view(
         zone: "lan".into(),
         port: Some(0),
         tls: false,
+        websocket: false,
         allow_anonymous: anonymous,
     }];
     if tls.is_some() {
@@ -57,6 +58,7 @@ pub(crate) fn view(
             zone: "lan".into(),
             port: Some(0),
             tls: true,
+            websocket: false,
             allow_anonymous: false,
         });
     }
@@ -94,6 +96,8 @@ pub(crate) struct Broker {
     child: Child,
     pub(crate) plain: SocketAddr,
     pub(crate) tls: Option<SocketAddr>,
+    /// The WebSocket listener, when the view has one.
+    pub(crate) ws: Option<SocketAddr>,
     pub(crate) control: SocketAddr,
 }
 
@@ -120,9 +124,14 @@ impl Broker {
             }
         });
         let want_tls = view.listeners.iter().any(|l| l.tls);
-        let (mut plain, mut tls, mut control) = (None, None, None);
+        let want_ws = view.listeners.iter().any(|l| l.websocket);
+        let (mut plain, mut tls, mut ws, mut control) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while plain.is_none() || control.is_none() || (want_tls && tls.is_none()) {
+        while plain.is_none()
+            || control.is_none()
+            || (want_tls && tls.is_none())
+            || (want_ws && ws.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
                 .recv_timeout(left)
@@ -132,7 +141,9 @@ impl Broker {
                 rest.split_whitespace().next()?.parse().ok()
             };
             if let Some(a) = addr("mqtt listening on ") {
-                if line.contains("tls=true") {
+                if line.contains("websocket=true") {
+                    ws = Some(a);
+                } else if line.contains("tls=true") {
                     tls = Some(a);
                 } else {
                     plain = Some(a);
@@ -145,6 +156,7 @@ impl Broker {
             child,
             plain: plain.unwrap(),
             tls,
+            ws,
             control: control.unwrap(),
         }
     }
