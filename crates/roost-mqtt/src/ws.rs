@@ -20,6 +20,8 @@ const SUBPROTOCOL: &str = "mqtt";
 
 /// Accepts the WebSocket handshake on `stream`: it must ask for the `mqtt` subprotocol.
 /// Messages are bounded by `max_message` bytes (the broker's packet limit plus framing).
+// The handshake callback's error type is tungstenite's, large or not.
+#[allow(clippy::result_large_err)]
 pub async fn accept<S>(stream: S, max_message: usize) -> Result<WsIo<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
