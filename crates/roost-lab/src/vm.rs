@@ -28,7 +28,7 @@ use crate::plan::Plan;
 pub const VM_SERVICES: &[Service] = &[Service::Dns, Service::Dhcp];
 
 /// Guest memory per VM, MiB.
-pub const MEMORY_MIB: u32 = 256;
+pub const MEMORY_MIB: u32 = 128;
 
 /// Size of a new state disk, MiB (sparse on the host).
 const STATE_DISK_MIB: u64 = 64;
