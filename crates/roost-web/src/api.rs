@@ -332,7 +332,7 @@ async fn reservation_add(
 /// Replaces the reservation of an address.
 #[utoipa::path(put, path = "/api/reservations/{ip}", request_body = ReservationInput, security(("session" = [], "csrf" = [])),
     params(("ip" = String, Path, description = "the reserved address")),
-    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError), (status = 502, body = ApiError)))]
 async fn reservation_put(
     State(app): State<Shared>,
     Path(ip): Path<String>,
@@ -348,7 +348,7 @@ async fn reservation_put(
 /// Removes the reservation of an address.
 #[utoipa::path(delete, path = "/api/reservations/{ip}", security(("session" = [], "csrf" = [])),
     params(("ip" = String, Path, description = "the reserved address")),
-    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 async fn reservation_delete(State(app): State<Shared>, Path(ip): Path<String>) -> Response {
     let r = match parse_ip(&ip) {
         Ok(ip) => ops::delete_reservation(&app.controller, ip).await,
@@ -407,7 +407,7 @@ async fn forward_add(State(app): State<Shared>, Json(input): Json<PortForwardInp
 /// Replaces a port forward.
 #[utoipa::path(put, path = "/api/port-forwards/{name}", request_body = PortForwardInput, security(("session" = [], "csrf" = [])),
     params(("name" = String, Path, description = "the port forward's name")),
-    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError), (status = 502, body = ApiError)))]
 async fn forward_put(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -420,7 +420,7 @@ async fn forward_put(
 /// Removes a port forward.
 #[utoipa::path(delete, path = "/api/port-forwards/{name}", security(("session" = [], "csrf" = [])),
     params(("name" = String, Path, description = "the port forward's name")),
-    responses((status = 200, body = ChangeDone), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ChangeDone), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 async fn forward_delete(State(app): State<Shared>, Path(name): Path<String>) -> Response {
     let r = ops::delete_port_forward(&app.controller, &name).await;
     changed(&app, r)
@@ -479,7 +479,7 @@ async fn dns(State(app): State<Shared>) -> Json<DnsInfo> {
 /// Switches a block list on or off.
 #[utoipa::path(put, path = "/api/dns/blocklists/{name}", request_body = SwitchInput, security(("session" = [], "csrf" = [])),
     params(("name" = String, Path, description = "the block list's name")),
-    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 async fn blocklist_put(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -551,7 +551,7 @@ async fn mqtt_users(State(app): State<Shared>) -> Json<Vec<MqttUserOut>> {
 
 /// Adds an MQTT user.
 #[utoipa::path(post, path = "/api/mqtt/users", request_body = MqttUserInput, security(("session" = [], "csrf" = [])),
-    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 422, body = ApiError), (status = 502, body = ApiError)))]
 async fn mqtt_user_add(State(app): State<Shared>, Json(input): Json<MqttUserInput>) -> Response {
     let r = ops::add_mqtt_user(&app.controller, &input).await;
     changed(&app, r)
@@ -560,7 +560,7 @@ async fn mqtt_user_add(State(app): State<Shared>, Json(input): Json<MqttUserInpu
 /// Removes an MQTT user.
 #[utoipa::path(delete, path = "/api/mqtt/users/{name}", security(("session" = [], "csrf" = [])),
     params(("name" = String, Path, description = "the user's name")),
-    responses((status = 200, body = ChangeDone), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ChangeDone), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 async fn mqtt_user_delete(State(app): State<Shared>, Path(name): Path<String>) -> Response {
     let r = ops::delete_mqtt_user(&app.controller, &name).await;
     changed(&app, r)

@@ -260,11 +260,18 @@ fn refuse(is_api: bool, status: StatusCode, message: &str) -> Response {
 }
 
 /// Whether `Origin` (when sent) names the host the request went to: a cross-site form post
-/// is refused even before its CSRF token is looked at.
+/// is refused even before its CSRF token is looked at. Under `Referrer-Policy: no-referrer`
+/// browsers send `Origin: null` on their own same-origin posts; that is taken only together
+/// with `Sec-Fetch-Site: same-origin`, which pages cannot set.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    if origin == "null" {
+        return headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin");
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin_host = origin
         .strip_prefix("https://")
@@ -566,6 +573,11 @@ mod tests {
         );
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h), "an opaque origin from anywhere");
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&h));
+        // What Chromium sends for its own form post under Referrer-Policy: no-referrer.
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&h));
     }
 }

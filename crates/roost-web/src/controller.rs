@@ -188,17 +188,21 @@ impl Controller {
         self.commit(&mut store, next, summary).await
     }
 
-    /// Replaces the settings by `next` (a restored backup or an old version), already
-    /// validated by the caller.
-    pub async fn replace(&self, summary: &str, next: Settings) -> Result<Applied, ChangeError> {
+    /// Replaces the settings by `next` (a restored backup), already validated by the caller.
+    /// The administrator account is kept: a restore never changes who may log in (an old
+    /// backup could predate the password, which would open the first-run page to the LAN).
+    pub async fn replace(&self, summary: &str, mut next: Settings) -> Result<Applied, ChangeError> {
         let mut store = self.store.lock().await;
+        next.web.admin = self.current().web.admin.clone();
         self.commit(&mut store, next, summary).await
     }
 
-    /// Saves version `n`'s settings again as the newest version and pushes them.
+    /// Saves version `n`'s settings again as the newest version and pushes them, keeping the
+    /// administrator account (see [`Self::replace`]).
     pub async fn restore(&self, n: u32) -> Result<Applied, ChangeError> {
         let mut store = self.store.lock().await;
-        let next = store.load(n)?;
+        let mut next = store.load(n)?;
+        next.web.admin = self.current().web.admin.clone();
         self.commit(&mut store, next, &format!("restored version {n}"))
             .await
     }
@@ -210,6 +214,13 @@ impl Controller {
         summary: &str,
     ) -> Result<Applied, ChangeError> {
         let previous = self.current();
+        if next == *previous {
+            // Nothing changes: no version, no push.
+            return Ok(Applied {
+                version: store.current().map_or(1, |v| v.number),
+                pushed: Vec::new(),
+            });
+        }
         let affected: Vec<PeerView> = self
             .deployed()
             .filter(|p| previous.render_view(p.service) != next.render_view(p.service))

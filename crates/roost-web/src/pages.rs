@@ -408,7 +408,7 @@ fn reservation_fields(zones: &[String], r: Option<&roost_config::settings::Reser
         label { "Zone"
             select name="zone" {
                 @for z in zones {
-                    option value=(z) selected[r.is_some_and(|r| &r.zone == z)] { (z) }
+                    option value=(z) selected[r.map_or(z == crate::app::SETUP_ZONE, |r| &r.zone == z)] { (z) }
                 }
             }
         }
@@ -1076,7 +1076,7 @@ async fn settings_page(
                 p { "Download every setting as one file (" code { "roost.toml" } "). Passwords are in it only as hashes." }
                 a class="button" href="/settings/backup" download="roost.toml" { "Download backup" }
                 h3 { "Restore" }
-                p class="muted" { "The file is checked first; nothing changes unless all of it is valid." }
+                p class="muted" { "The file is checked first; nothing changes unless all of it is valid. The administrator password stays as it is." }
                 form method="post" action=(format!("/settings/restore?csrf={}", authed.csrf)) enctype="multipart/form-data" {
                     input type="file" name="backup" accept=".toml,text/plain" required;
                     button type="submit" { "Restore" }

@@ -65,7 +65,7 @@ impl Peers {
         let response = request
             .send()
             .await
-            .map_err(|e| format!("{name} unreachable at {url}: {}", error_chain(&e)))?;
+            .map_err(|e| format!("{name} unreachable: {}", short_reason(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
         if response
@@ -198,6 +198,19 @@ impl Peers {
             ))
         }
     }
+}
+
+/// Why a request failed, in the words of its innermost cause ("Connection refused (os error
+/// 111)"), which is what a person can act on; reqwest's own layers only repeat the URL.
+fn short_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {} s", CALL_TIMEOUT.as_secs());
+    }
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    innermost.to_string()
 }
 
 /// An error with its causes, which is where reqwest says what actually went wrong.

@@ -238,7 +238,10 @@ fn lab_mqtt_dashboard_reads_the_router_telemetry_that_no_device_can_write() {
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while retained(&t, "roost/services/dhcp").as_deref() != Some("ok") {
-        assert!(Instant::now() < deadline, "dhcp's health is not under roost/services/dhcp");
+        assert!(
+            Instant::now() < deadline,
+            "dhcp's health is not under roost/services/dhcp"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     // A device cannot write there: the sensor's publish is not taken, the value stays.

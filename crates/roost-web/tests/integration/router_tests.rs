@@ -875,3 +875,113 @@ async fn the_http_port_only_redirects_to_https_on_a_sane_host() {
     let a = app.oneshot(r).await.unwrap();
     assert_eq!(a.headers()["location"], "https://router/");
 }
+
+#[tokio::test]
+async fn restoring_a_version_from_before_the_password_keeps_the_password() {
+    // Version 1 has no password (first run); the password was set after.
+    let w = World::new(example()).await;
+    let a = w
+        .send(
+            LAN_CLIENT,
+            json(
+                Method::POST,
+                "/api/setup",
+                None,
+                serde_json::json!({"password": PASSWORD}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let s = w.login().await;
+    let a = w
+        .send(
+            LAN_CLIENT,
+            json(
+                Method::POST,
+                "/api/settings/versions/1/restore",
+                Some(&s),
+                serde_json::json!({}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // Still logged in, still no set-up page for anyone.
+    assert_eq!(
+        w.send(LAN_CLIENT, get("/api/session", Some(&s)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let grab = json(
+        Method::POST,
+        "/api/setup",
+        None,
+        serde_json::json!({"password": "someone else 1"}),
+    );
+    assert_eq!(
+        w.send("192.168.1.77:1000", grab).await.status,
+        StatusCode::CONFLICT
+    );
+    // The same for an uploaded backup without a password.
+    let mut r = json(
+        Method::PUT,
+        "/api/settings",
+        Some(&s),
+        serde_json::json!(null),
+    );
+    *r.body_mut() = axum::body::Body::from(example().to_toml());
+    assert_eq!(w.send(LAN_CLIENT, r).await.status, StatusCode::OK);
+    assert!(
+        w.app
+            .controller
+            .current()
+            .web
+            .admin
+            .password_hash
+            .as_ref()
+            .unwrap()
+            .verify(PASSWORD)
+    );
+}
+
+#[tokio::test]
+async fn a_change_that_changes_nothing_saves_no_version() {
+    let w = World::new(with_password(example())).await;
+    let s = w.login().await;
+    let body = serde_json::json!({"name":"nas-https","protocol":"tcp","port":8443,"to":"192.168.1.10","to_port":443});
+    let a = w
+        .send(
+            LAN_CLIENT,
+            json(Method::PUT, "/api/port-forwards/nas-https", Some(&s), body),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.json()["pushed"], serde_json::json!([]));
+    assert_eq!(w.app.controller.versions().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_browsers_own_form_post_with_an_opaque_origin_goes_through() {
+    // Under Referrer-Policy: no-referrer, Chromium sends Origin: null on same-origin posts.
+    let w = World::new(example()).await;
+    let mut r = form(
+        "/setup",
+        None,
+        &[("password", PASSWORD), ("again", PASSWORD)],
+    );
+    r.headers_mut().insert("origin", "null".parse().unwrap());
+    r.headers_mut()
+        .insert("sec-fetch-site", "same-origin".parse().unwrap());
+    assert_eq!(w.send(LAN_CLIENT, r).await.status, StatusCode::SEE_OTHER);
+    // The same opaque origin from another site is refused.
+    let w = World::new(example()).await;
+    let mut r = form(
+        "/setup",
+        None,
+        &[("password", PASSWORD), ("again", PASSWORD)],
+    );
+    r.headers_mut().insert("origin", "null".parse().unwrap());
+    r.headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(w.send(LAN_CLIENT, r).await.status, StatusCode::FORBIDDEN);
+}
