@@ -60,6 +60,12 @@ let
       enable = true;
       package = cfg.packages."roost-${svc}";
       configFile = "${views}/${svc}.toml";
+    } // lib.optionalAttrs (svc == "firewall" && (cfg.settings.wan.mode or "dhcp") == "pppoe") {
+      pppoe = {
+        peerFile = "${views}/pppd-peer";
+        inherit (cfg.settings.wan.pppoe) username;
+        passwordFile = cfg.settings.wan.pppoe.password_file;
+      };
     };
     microvm = {
       inherit (cfg) hypervisor;

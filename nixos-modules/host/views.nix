@@ -17,4 +17,8 @@ pkgs.runCommand "roost-views"
     for service in $services; do
       roostctl config show --service "$service" ${settingsFile} > "$out/$service.toml"
     done
+    # A PPPoE uplink's pppd peer file (ADR 0011); none for other WAN modes.
+    if [ "$(roostctl config show --service firewall ${settingsFile} | grep -c '^mode = "pppoe"')" -gt 0 ]; then
+      roostctl config pppd ${settingsFile} > $out/pppd-peer
+    fi
   ''

@@ -68,6 +68,52 @@ impl Settings {
         Ok(Self::from_toml(&path.display().to_string(), &text)?)
     }
 
+    /// The pppd peer file (`/etc/ppp/peers/roost`) for a PPPoE uplink, or `None` when the WAN
+    /// is not PPPoE. The password stays in `wan.pppoe.password_file`: the firewall VM turns it
+    /// into pppd's secrets files at start, so it is never in the Nix store (ADR 0011).
+    pub fn pppd_peer(&self) -> Option<String> {
+        let p = self
+            .wan
+            .pppoe
+            .as_ref()
+            .filter(|_| self.wan.mode == settings::WanMode::Pppoe)?;
+        // RFC 2516: 1500 minus the 8 bytes of PPPoE and PPP headers.
+        let mtu = self.wan.mtu.unwrap_or(1492).min(1492);
+        let mut lines = vec![
+            "# pppd peer for the WAN, rendered by `roostctl config pppd` from roost.toml."
+                .to_owned(),
+            "plugin pppoe.so".to_owned(),
+            format!("nic-{}", self.wan.interface),
+            format!("ifname {}", views::PPPOE_INTERFACE),
+            format!("user \"{}\"", p.username),
+        ];
+        if let Some(service) = &p.service_name {
+            lines.push(format!("rp_pppoe_service \"{service}\""));
+        }
+        lines.extend(
+            [
+                "# The ISP authenticates us, not the other way round.",
+                "noauth",
+                "hide-password",
+                "defaultroute",
+                "replacedefaultroute",
+                "noipdefault",
+                "# Keep the link: redial forever, find a dead peer within a minute.",
+                "persist",
+                "maxfail 0",
+                "holdoff 5",
+                "lcp-echo-interval 20",
+                "lcp-echo-failure 3",
+            ]
+            .map(str::to_owned),
+        );
+        lines.push(format!("mtu {mtu}"));
+        lines.push(format!("mru {mtu}"));
+        let mut out = lines.join("\n");
+        out.push('\n');
+        Some(out)
+    }
+
     /// The settings as TOML (what the web UI saves as a new settings version).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# unrenderable: {e}\n"))

@@ -141,6 +141,19 @@ impl Validator {
             (WanMode::Pppoe, Some(p)) => {
                 if p.username.is_empty() {
                     self.error(at.key("pppoe").key("username"), "must not be empty");
+                } else if !pppd_word(&p.username) {
+                    self.error(
+                        at.key("pppoe").key("username"),
+                        "printable characters only, without quotes, backslashes or spaces (it goes into pppd's options)",
+                    );
+                }
+                if let Some(service) = &p.service_name
+                    && !pppd_word(service)
+                {
+                    self.error(
+                        at.key("pppoe").key("service_name"),
+                        "printable characters only, without quotes, backslashes or spaces",
+                    );
                 }
                 if !p.password_file.is_absolute() {
                     self.error(
@@ -771,4 +784,12 @@ mod tests {
         assert!(!is_host_address(net, Ipv4Addr::new(192, 168, 1, 255)));
         assert!(!is_host_address(net, Ipv4Addr::new(192, 168, 2, 1)));
     }
+}
+
+/// Whether `s` can be written inside double quotes in a pppd options file as it is.
+fn pppd_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' && c != '#')
 }

@@ -615,7 +615,11 @@ impl View for DhcpView {
     const SERVICE: Service = Service::Dhcp;
 }
 
-/// The firewall's view of the uplink (no PPPoE credentials: the pppoe VM holds those).
+/// The interface pppd makes for the PPPoE uplink inside the firewall VM (ADR 0011).
+pub const PPPOE_INTERFACE: &str = "ppp0";
+
+/// The firewall's view of the uplink (no PPPoE credentials: only pppd, beside the daemon in the
+/// firewall VM, reads those).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WanView {
     /// How the address is obtained.
@@ -631,6 +635,17 @@ pub struct WanView {
     /// MTU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u16>,
+}
+
+impl WanView {
+    /// The interface traffic to and from the Internet crosses: `ppp0` over PPPoE (which runs
+    /// on `interface`), else `interface` itself.
+    pub fn uplink(&self) -> &str {
+        match self.mode {
+            WanMode::Pppoe => PPPOE_INTERFACE,
+            _ => &self.interface,
+        }
+    }
 }
 
 /// A zone as the firewall routes it.

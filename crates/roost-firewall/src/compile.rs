@@ -162,7 +162,8 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
     let mut o = Out {
         text: String::new(),
     };
-    let wan_if = view.wan.interface.as_str();
+    // Over PPPoE the Internet is behind ppp0, which pppd makes on the WAN NIC.
+    let wan_if = view.wan.uplink();
     let zone = |name: &str| view.zones.iter().find(|z| z.name == name);
     let oif_of = |name: &str| -> String {
         if name == "wan" {
@@ -316,6 +317,17 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
     o.line(2, "type filter hook forward priority filter; policy drop;");
     count_in(&mut o);
     count_out(&mut o);
+    if view.wan.mode == WanMode::Pppoe {
+        // PPPoE's 1492-byte MTU: clients' SYNs get an MSS that fits, or large transfers stall
+        // where ICMP "fragmentation needed" is filtered on the way.
+        o.line(
+            2,
+            format!(
+                "tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu {}",
+                comment("pppoe mss clamp")
+            ),
+        );
+    }
     o.line(2, "ct state established,related accept");
     o.line(2, "ct state invalid drop");
     o.line(2, icmp_errors);

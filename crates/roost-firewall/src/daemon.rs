@@ -173,6 +173,28 @@ impl Firewall {
         }
     }
 
+    /// pppd's link came up, changed address or went down: recompile for the new WAN address
+    /// (hairpin NAT and port forwards use it); pppd itself addresses `ppp0`.
+    pub async fn wan_observed(&self, wan: WanState) {
+        let mut a = self.active.lock().await;
+        if wan == a.wan {
+            return;
+        }
+        tracing::info!(address = ?wan.address, gateway = ?wan.gateway, "pppoe link changed");
+        match compile(&a.view, &wan).map_err(RunError::from) {
+            Ok(ruleset) => match nft::apply(&ruleset).await {
+                Ok(()) => {
+                    a.ruleset = ruleset;
+                    a.wan = wan;
+                    a.applies += 1;
+                    a.last_error = None;
+                }
+                Err(e) => a.last_error = Some(e.to_string()),
+            },
+            Err(e) => a.last_error = Some(e.to_string()),
+        }
+    }
+
     async fn replace(&self, text: &str) -> Result<(), ConfigRejected> {
         let view = FirewallView::from_toml("PUT /config", text)
             .map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
@@ -356,6 +378,7 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
     let token = Token::load(&view.control.token_file)?;
     let listen = view.control.listen;
     let dhcp_on = (view.wan.mode == WanMode::Dhcp).then(|| view.wan.interface.clone());
+    let pppoe_on = view.wan.mode == WanMode::Pppoe;
     let firewall = Firewall::start(view).await?;
     // One advertiser per IPv6 zone whose interface exists; each reads its prefix from the
     // shared map, so a new view changes what it says (zones added later need a restart).
@@ -381,6 +404,26 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
                 tracing::error!(error = %e, "dhcp client stopped");
                 if let Ok(mut a) = fw.active.try_lock() {
                     a.last_error = Some(e.to_string());
+                }
+            }
+        });
+    }
+    if pppoe_on {
+        // pppd (beside this daemon, ADR 0011) owns ppp0; its address is polled, not pushed.
+        let fw = firewall.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
+            loop {
+                tick.tick().await;
+                match netcfg::ptp_address(roost_config::views::PPPOE_INTERFACE).await {
+                    Ok(found) => {
+                        fw.wan_observed(WanState {
+                            address: found.map(|(net, _)| net),
+                            gateway: found.and_then(|(_, peer)| peer),
+                        })
+                        .await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read the pppoe link"),
                 }
             }
         });

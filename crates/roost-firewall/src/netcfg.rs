@@ -159,6 +159,46 @@ pub async fn interfaces() -> Result<Vec<String>, NetError> {
     Ok(links.into_iter().map(|l| l.ifname).collect())
 }
 
+/// The IPv4 address of a point-to-point link and its peer, from `ip -j -4 addr show dev X`
+/// output: how the daemon learns the address pppd got for `ppp0`.
+pub fn parse_ptp_address(json: &[u8]) -> Result<Option<(Ipv4Net, Option<Ipv4Addr>)>, NetError> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        family: String,
+        local: Option<Ipv4Addr>,
+        prefixlen: Option<u8>,
+        address: Option<Ipv4Addr>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Link {
+        #[serde(default)]
+        addr_info: Vec<Info>,
+    }
+    let links: Vec<Link> = serde_json::from_slice(json).map_err(NetError::Json)?;
+    Ok(links
+        .iter()
+        .flat_map(|l| &l.addr_info)
+        .filter(|i| i.family == "inet")
+        .find_map(|i| {
+            let net = Ipv4Net::new(i.local?, i.prefixlen.unwrap_or(32)).ok()?;
+            Some((net, i.address.filter(|peer| Some(*peer) != i.local)))
+        }))
+}
+
+/// The address pppd holds on `ifname`, if the link is up.
+pub async fn ptp_address(ifname: &str) -> Result<Option<(Ipv4Net, Option<Ipv4Addr>)>, NetError> {
+    let out = Command::new("ip")
+        .args(["-j", "-4", "addr", "show", "dev", ifname])
+        .output()
+        .await
+        .map_err(NetError::Run)?;
+    if !out.status.success() {
+        // No such device: pppd has not brought the link up (yet).
+        return Ok(None);
+    }
+    parse_ptp_address(&out.stdout)
+}
+
 /// Switches IPv4 forwarding on (in this namespace only: the sysctl is per namespace).
 pub fn enable_forwarding() -> Result<(), NetError> {
     const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
@@ -259,5 +299,23 @@ mod tests {
             wan_plan("wan", None, None),
             ["addr flush dev wan scope global"]
         );
+    }
+}
+
+#[cfg(test)]
+mod ptp_tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_address_and_peer_pppd_set() {
+        let json = br#"[{"ifindex":9,"ifname":"ppp0","flags":["POINTOPOINT","UP"],"addr_info":[{"family":"inet","local":"203.0.113.77","address":"203.0.113.1","prefixlen":32,"scope":"global"}]}]"#;
+        let (net, peer) = parse_ptp_address(json).unwrap().unwrap();
+        assert_eq!(net, "203.0.113.77/32".parse().unwrap());
+        assert_eq!(peer, Some("203.0.113.1".parse().unwrap()));
+        assert_eq!(
+            parse_ptp_address(br#"[{"ifname":"ppp0","addr_info":[]}]"#).unwrap(),
+            None
+        );
+        assert!(parse_ptp_address(b"not json").is_err());
     }
 }

@@ -70,6 +70,26 @@ pub(crate) fn show(file: &Path, service: Service) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `roostctl config pppd FILE`: the pppd peer file of a PPPoE uplink (exit 1 with a message
+/// when the WAN is not PPPoE).
+pub(crate) fn pppd(file: &Path) -> anyhow::Result<ExitCode> {
+    Ok(match load(file)? {
+        Ok(settings) => match settings.pppd_peer() {
+            Some(peer) => {
+                std::io::stdout()
+                    .write_all(peer.as_bytes())
+                    .context("writing the peer file")?;
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("roostctl: {}: wan.mode is not \"pppoe\"", file.display());
+                ExitCode::from(1)
+            }
+        },
+        Err(code) => code,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

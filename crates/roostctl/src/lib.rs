@@ -60,6 +60,11 @@ enum ConfigCommand {
         /// The settings file.
         file: PathBuf,
     },
+    /// Print the pppd peer file of a PPPoE uplink (the firewall VM runs pppd with it).
+    Pppd {
+        /// The settings file.
+        file: PathBuf,
+    },
     /// Print the settings view one service receives, as TOML.
     Show {
         /// The service: firewall, dns, dhcp, web, mqtt or update.
@@ -88,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
         Command::Config(ConfigCommand::Show { service, file }) => config_cmd::show(&file, service),
+        Command::Config(ConfigCommand::Pppd { file }) => config_cmd::pppd(&file),
         Command::Passwd => passwd::run(),
         Command::Lab(args) => lab_cmd::run(args),
         Command::Generations(args) => generations_cmd::run(args),

@@ -53,6 +53,34 @@ fn example_ruleset_without_wan_address_matches_golden_file() {
     golden("example-no-wan.nft", r.text());
 }
 
+/// The example settings with a PPPoE uplink.
+pub(crate) fn pppoe_settings() -> Settings {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/roost.toml");
+    let text = std::fs::read_to_string(path).unwrap().replacen(
+        "mode = \"dhcp\"",
+        "mode = \"pppoe\"\npppoe = { username = \"alice@isp\", password_file = \"/var/lib/roost/firewall/pppoe-password\", service_name = \"fiber\" }",
+        1,
+    );
+    Settings::from_toml("roost.toml", &text).unwrap()
+}
+
+#[test]
+fn pppoe_ruleset_uses_ppp0_as_the_wan_and_clamps_the_mss() {
+    let r = compile(&pppoe_settings().firewall_view(), &example_wan()).unwrap();
+    golden("example-pppoe.nft", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("oifname \"ppp0\" meta nfproto ipv4 masquerade"),
+        "{text}"
+    );
+    assert!(text.contains("iifname \"ppp0\" jump from_wan"));
+    assert!(
+        !text.contains("udp sport 67 udp dport 68"),
+        "no DHCP client over PPPoE"
+    );
+    assert!(text.contains("maxseg size set rt mtu"));
+}
+
 #[test]
 fn compiling_is_deterministic() {
     let a = compile(&example_view(), &example_wan()).unwrap();
@@ -178,4 +206,36 @@ fn nat_and_port_forwards_stay_ipv4_and_the_wan_opens_nothing_over_ipv6() {
         .unwrap();
     assert!(nd.contains("ip6 hoplimit 255 accept"), "{nd}");
     assert!(input.contains("packet-too-big"));
+}
+
+#[test]
+fn pppoe_peer_file_names_the_nic_the_user_and_the_service_but_no_password() {
+    let s = pppoe_settings();
+    let peer = s.pppd_peer().unwrap();
+    for line in [
+        "plugin pppoe.so",
+        "nic-eth0",
+        "ifname ppp0",
+        "user \"alice@isp\"",
+        "rp_pppoe_service \"fiber\"",
+        "persist",
+        "maxfail 0",
+        "mtu 1492",
+    ] {
+        assert!(peer.lines().any(|l| l == line), "{line} missing:\n{peer}");
+    }
+    assert!(
+        !peer.lines().any(|l| l.starts_with("password")),
+        "the password never goes into the peer file"
+    );
+    // Not PPPoE: no peer file.
+    assert!(
+        roost_config::Settings::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/roost.toml"
+        )))
+        .unwrap()
+        .pppd_peer()
+        .is_none()
+    );
 }

@@ -1,6 +1,6 @@
 use roost_firewall::{WanState, compile};
 
-use crate::compile_tests::{example_view, example_wan};
+use crate::compile_tests::{example_view, example_wan, pppoe_settings};
 use crate::netns::Netns;
 
 fn nft_check(ns: &Netns, text: &str) -> std::process::Output {
@@ -34,6 +34,18 @@ fn needs_root_nft_accepts_the_example_ruleset() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn needs_root_nft_accepts_the_pppoe_ruleset_with_its_mss_clamp() {
+    let ns = Netns::new("nftp");
+    let r = compile(&pppoe_settings().firewall_view(), &example_wan()).unwrap();
+    let out = nft_check(&ns, r.text());
+    assert!(
+        out.status.success(),
+        "nft -c refused the ruleset: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

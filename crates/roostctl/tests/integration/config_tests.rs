@@ -93,3 +93,37 @@ fn config_show_refuses_an_unknown_service() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no service `ftp`"));
 }
+
+#[test]
+fn config_pppd_prints_the_peer_file_for_a_pppoe_uplink_only() {
+    let dir = std::env::temp_dir().join(format!("roostctl-pppd-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("roost.toml");
+    let text = fs::read_to_string(example()).unwrap().replacen(
+        "mode = \"dhcp\"",
+        "mode = \"pppoe\"\npppoe = { username = \"alice@isp\", password_file = \"/var/lib/roost/firewall/pppoe-password\" }",
+        1,
+    );
+    fs::write(&file, &text).unwrap();
+    let out = roostctl(&["config", "pppd", file.to_str().unwrap()], "");
+    let peer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(peer.lines().any(|l| l == "user \"alice@isp\""), "{peer}");
+    // A user name that would break out of pppd's quoting is refused by validation.
+    fs::write(
+        &file,
+        text.replace("alice@isp", "a\\\" plugin evil.so \\\""),
+    )
+    .unwrap();
+    let out = roostctl(&["config", "pppd", file.to_str().unwrap()], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wan.pppoe.username"));
+    // Not PPPoE: nothing to print, exit 1.
+    let out = roostctl(&["config", "pppd", example().to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    fs::remove_dir_all(&dir).unwrap();
+}
