@@ -753,6 +753,14 @@ pub(crate) fn dhcp_zones(zones: &BTreeMap<String, Zone>) -> impl Iterator<Item =
     zones.iter().filter(|(_, z)| z.dhcp.is_some())
 }
 
+/// Whether `s` can be written inside double quotes in a pppd options file as it is.
+fn pppd_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' && c != '#')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,12 +792,4 @@ mod tests {
         assert!(!is_host_address(net, Ipv4Addr::new(192, 168, 1, 255)));
         assert!(!is_host_address(net, Ipv4Addr::new(192, 168, 2, 1)));
     }
-}
-
-/// Whether `s` can be written inside double quotes in a pppd options file as it is.
-fn pppd_word(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' && c != '#')
 }
