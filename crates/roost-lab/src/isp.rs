@@ -74,7 +74,8 @@ fn keymgr(conf: &Path, args: &[&str]) -> Result<String, LabError> {
 pub(crate) fn sign_zones(dir: &Path) -> Result<(), LabError> {
     let conf = dir.join("knot.conf");
     let zone = format!("{}.", isp::ZONE);
-    for z in [".", zone.as_str()] {
+    let bogus = format!("{}.", isp::BOGUS_ZONE);
+    for z in [".", zone.as_str(), bogus.as_str()] {
         if keymgr(&conf, &[z, "list"])?.trim().is_empty() {
             keymgr(
                 &conf,
@@ -91,6 +92,24 @@ pub(crate) fn sign_zones(dir: &Path) -> Result<(), LabError> {
         dns = isp::DNS,
     );
     write(&dir.join("root.zone"), &root)?;
+    // The broken chain: isp.test delegates bogus.isp.test with a DS whose digest is the real
+    // one with its last hex digit changed, so no DNSKEY of the child matches.
+    let child_ds = keymgr(&conf, &[&bogus, "ds"])?;
+    let child_ds = child_ds.lines().next().unwrap_or_default().trim_end();
+    let wrong = match child_ds.chars().last() {
+        Some('0') => format!("{}1", &child_ds[..child_ds.len() - 1]),
+        Some(_) => format!("{}0", &child_ds[..child_ds.len() - 1]),
+        None => String::new(),
+    };
+    let parent = dir.join(format!("{}.zone", isp::ZONE));
+    let mut text = fs::read_to_string(&parent).map_err(|source| LabError::Io {
+        path: parent.clone(),
+        source,
+    })?;
+    if !text.contains(&bogus) {
+        let _ = writeln!(text, "{bogus} NS ns.{}.\n{wrong}", isp::ZONE);
+        write(&parent, &text)?;
+    }
     write(&trust_anchor(dir), &keymgr(&conf, &[".", "dnskey"])?)
 }
 
@@ -100,8 +119,9 @@ pub(crate) fn descriptions() -> [String; 3] {
     [
         format!("dnsmasq: DHCP for the WAN link, {first}-{last}"),
         format!(
-            "knot: authoritative for the lab's root and {}, both signed, on {}:53",
+            "knot: authoritative for the lab's root and {}, both signed, and {} (its DS matches none of its keys: bogus), on {}:53",
             isp::ZONE,
+            isp::BOGUS_ZONE,
             isp::DNS
         ),
         format!("web server on {}:80, answers `client <address>`", isp::HTTP),
@@ -147,6 +167,14 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
         let _ = writeln!(zone, "{name}. A {addr}");
     }
     write(&dir.join(format!("{}.zone", isp::ZONE)), &zone)?;
+    let bogus = format!(
+        "$ORIGIN {b}.\n$TTL 300\n@ SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 300\n\
+         @ NS ns.{z}.\nwww A {http}\n",
+        b = isp::BOGUS_ZONE,
+        z = isp::ZONE,
+        http = isp::HTTP,
+    );
+    write(&dir.join(format!("{}.zone", isp::BOGUS_ZONE)), &bogus)?;
     // The lab's Internet has a root of its own: `.` delegating isp.test, both signed with
     // keys the lab makes (knot's manual policy), so a validating resolver has a chain of
     // trust from the lab's trust anchor (`root.key`) and never needs the real root.
@@ -155,11 +183,13 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
          policy:\n  - id: manual\n    manual: on\n\n\
          template:\n  - id: default\n    storage: {dir}\n    semantic-checks: on\n    \
          dnssec-signing: on\n    dnssec-policy: manual\n\n\
-         zone:\n  - domain: .\n    file: root.zone\n  - domain: {zone}\n    file: {zone}.zone\n",
+         zone:\n  - domain: .\n    file: root.zone\n  - domain: {zone}\n    file: {zone}.zone\
+         \n  - domain: {bogus}\n    file: {bogus}.zone\n",
         dns = isp::DNS,
         run = dir.join("knot").display(),
         dir = dir.display(),
         zone = isp::ZONE,
+        bogus = isp::BOGUS_ZONE,
     );
     let conf_path = dir.join("knot.conf");
     write(&conf_path, &knot_conf)?;

@@ -28,6 +28,9 @@ pub mod isp {
     pub const ZONE: &str = "isp.test";
     /// Names in [`ZONE`] and their addresses.
     pub const NAMES: [(&str, Ipv4Addr); 2] = [("ns.isp.test", DNS), ("www.isp.test", HTTP)];
+    /// A signed zone below [`ZONE`] whose DS in the parent matches none of its keys: every
+    /// answer from it is bogus to a validating resolver (its `www` is [`HTTP`] too).
+    pub const BOGUS_ZONE: &str = "bogus.isp.test";
 }
 
 /// One end of a veth pair.

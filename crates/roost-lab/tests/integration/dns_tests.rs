@@ -1,6 +1,7 @@
 //! roost-dns in the lab: clients ask their zone's router address, the firewall DNATs port 53
-//! to the dns namespace, roost-dns forwards to the ISP's knot (authoritative for `isp.test`;
-//! nothing recurses). Each negative check has a positive twin.
+//! to the dns namespace, roost-dns forwards to the ISP's knot (authoritative for the lab's
+//! signed root, `isp.test`, and `bogus.isp.test` whose chain is broken), or recurses from
+//! that root. Each negative check has a positive twin.
 
 use std::process::Command;
 
@@ -86,6 +87,14 @@ fn lab_lan_and_iot_clients_resolve_isp_names_through_their_router_address() {
         full.contains(" ad;") || full.contains(" ad "),
         "no AD bit:\n{full}"
     );
+    // A zone whose DS matches none of its keys (the ISP's bogus.isp.test): SERVFAIL, and with
+    // CD the data unchecked, without AD.
+    let bogus = format!("www.{}", isp::BOGUS_ZONE);
+    let refused = dig_in(&t, "client-lan", &["@192.168.1.1", "+dnssec", &bogus]);
+    assert!(refused.contains("status: SERVFAIL"), "{refused}");
+    let unchecked = dig_in(&t, "client-lan", &["@192.168.1.1", "+cd", "+dnssec", &bogus]);
+    assert!(unchecked.contains(&www), "{unchecked}");
+    assert!(!unchecked.contains(" ad;") && !unchecked.contains(" ad "), "{unchecked}");
     let iot = dig_in(
         &t,
         "client-iot",
