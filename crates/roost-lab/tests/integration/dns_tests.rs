@@ -92,9 +92,16 @@ fn lab_lan_and_iot_clients_resolve_isp_names_through_their_router_address() {
     let bogus = format!("www.{}", isp::BOGUS_ZONE);
     let refused = dig_in(&t, "client-lan", &["@192.168.1.1", "+dnssec", &bogus]);
     assert!(refused.contains("status: SERVFAIL"), "{refused}");
-    let unchecked = dig_in(&t, "client-lan", &["@192.168.1.1", "+cd", "+dnssec", &bogus]);
+    let unchecked = dig_in(
+        &t,
+        "client-lan",
+        &["@192.168.1.1", "+cd", "+dnssec", &bogus],
+    );
     assert!(unchecked.contains(&www), "{unchecked}");
-    assert!(!unchecked.contains(" ad;") && !unchecked.contains(" ad "), "{unchecked}");
+    assert!(
+        !unchecked.contains(" ad;") && !unchecked.contains(" ad "),
+        "{unchecked}"
+    );
     let iot = dig_in(
         &t,
         "client-iot",
