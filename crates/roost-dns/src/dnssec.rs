@@ -11,8 +11,8 @@
 //! without DS makes everything below insecure; a signed denial without NS is not a zone cut.
 //! Then every answer RRset, and the SOA/NSEC/NSEC3 of a negative answer, must carry a valid
 //! signature of its zone; a negative answer from a secure zone needs its denial proof (NSEC:
-//! a record matching the name without the type, or covering the name; NSEC3: a matching or
-//! covering hash, without the full closest-encloser proof of RFC 5155 §8.4).
+//! a record matching the name without the type, or covering the name; NSEC3: a matching hash
+//! for NODATA, the closest-encloser proof of RFC 5155 §8.4 for NXDOMAIN).
 //!
 //! Signatures are hickory-proto's (`dnssec-aws-lc-rs`): `Verifier::verify_rrsig` builds the
 //! canonical form (RFC 4034 §6) and checks it; this module only decides which key, which
@@ -411,6 +411,53 @@ fn nsec3_for<'a>(name: &Name, records: &'a [Record]) -> Option<(&'a NSEC3, bool)
     None
 }
 
+/// Whether some NSEC3 in `records` has `name`'s hash as its owner, and whether some covers it.
+fn nsec3_match_cover(name: &Name, records: &[Record]) -> (bool, bool) {
+    let (mut matched, mut covered) = (false, false);
+    for (owner, n) in nsec3s(records) {
+        let Ok(digest) = n.hash_algorithm().hash(n.salt(), name, n.iterations()) else {
+            continue;
+        };
+        let hash = base32hex(digest.as_ref());
+        let own = owner
+            .iter()
+            .next()
+            .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+            .unwrap_or_default();
+        let next = base32hex(n.next_hashed_owner_name());
+        if own == hash {
+            matched = true;
+        } else if if own < next {
+            own < hash && hash < next
+        } else {
+            hash > own || hash < next
+        } {
+            covered = true;
+        }
+    }
+    (matched, covered)
+}
+
+/// RFC 5155 §8.4, the NXDOMAIN proof with NSEC3: a closest encloser of `qname` whose hash an
+/// NSEC3 matches, the next closer name (one label longer, toward `qname`) covered, and the
+/// wildcard at the closest encloser covered (else the wildcard would have answered).
+fn nsec3_nxdomain_proven(qname: &Name, authority: &[Record]) -> bool {
+    let mut next_closer = qname.clone();
+    while !next_closer.is_root() {
+        let encloser = next_closer.base_name();
+        if nsec3_match_cover(&encloser, authority).0 {
+            let Ok(wildcard) = Name::from_ascii("*").and_then(|w| w.append_domain(&encloser))
+            else {
+                return false;
+            };
+            return nsec3_match_cover(&next_closer, authority).1
+                && nsec3_match_cover(&wildcard, authority) == (false, true);
+        }
+        next_closer = encloser;
+    }
+    false
+}
+
 /// Whether `next` wraps to the zone apex (the last NSEC of a zone).
 fn nsec_covers(owner: &Name, next: &Name, name: &Name) -> bool {
     if owner < next {
@@ -462,12 +509,14 @@ fn denial_proven(qname: &Name, qtype: RecordType, nxdomain: bool, authority: &[R
             return true;
         }
     }
+    if nxdomain {
+        return nsec3_nxdomain_proven(qname, authority);
+    }
     match nsec3_for(qname, authority) {
-        Some((n, true)) if !nxdomain => {
+        Some((n, true)) => {
             let types = n.type_set();
             !types.contains(qtype) && !types.contains(RecordType::CNAME)
         }
-        Some((_, false)) => nxdomain,
         // NODATA for a name under an opt-out span, or DS at an unsigned delegation.
         _ => false,
     }
@@ -575,6 +624,66 @@ pub fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An NSEC3 chain (SHA-1, no salt, no extra iterations) over the hashes of `names`, each
+    /// record pointing to the next hash, the last back to the first.
+    fn nsec3_chain(zone: &str, names: &[&str]) -> Vec<Record> {
+        use hickory_proto::dnssec::Nsec3HashAlgorithm;
+        let zone = Name::from_ascii(zone).unwrap();
+        let mut hashes: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| {
+                Nsec3HashAlgorithm::SHA1
+                    .hash(&[], &Name::from_ascii(n).unwrap(), 0)
+                    .unwrap()
+                    .as_ref()
+                    .to_vec()
+            })
+            .collect();
+        hashes.sort();
+        (0..hashes.len())
+            .map(|i| {
+                let next = hashes[(i + 1) % hashes.len()].clone();
+                let owner = Name::from_ascii(base32hex(&hashes[i]))
+                    .unwrap()
+                    .append_domain(&zone)
+                    .unwrap();
+                let n = NSEC3::new(
+                    Nsec3HashAlgorithm::SHA1,
+                    false,
+                    0,
+                    vec![],
+                    next,
+                    [RecordType::A],
+                );
+                Record::from_rdata(owner, 300, RData::DNSSEC(DNSSECRData::NSEC3(n)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nsec3_nxdomain_needs_the_closest_encloser_the_next_closer_and_no_wildcard() {
+        let name = |n: &str| Name::from_ascii(n).unwrap();
+        let chain = nsec3_chain("example.", &["example.", "a.example.", "m.a.example."]);
+        // b.c.example.: closest encloser example. (matched), c.example. and *.example. covered.
+        assert!(nsec3_nxdomain_proven(&name("b.c.example."), &chain));
+        // x.a.example.: closest encloser a.example., next closer x.a.example. covered.
+        assert!(nsec3_nxdomain_proven(&name("x.a.example."), &chain));
+        // A name that exists is not proven absent: its own hash is matched, not covered.
+        assert!(!nsec3_nxdomain_proven(&name("m.a.example."), &chain));
+        // Without the record matching the apex there is no closest encloser.
+        let without_apex: Vec<Record> = chain
+            .iter()
+            .filter(|r| !nsec3_match_cover(&name("example."), std::slice::from_ref(r)).0)
+            .cloned()
+            .collect();
+        assert!(!nsec3_nxdomain_proven(&name("b.c.example."), &without_apex));
+        // With a wildcard at the closest encloser the name would have been synthesized.
+        let wild = nsec3_chain("example.", &["example.", "*.example."]);
+        assert!(!nsec3_nxdomain_proven(&name("b.example."), &wild));
+        // Nothing at all: no proof.
+        assert!(!nsec3_nxdomain_proven(&name("b.example."), &[]));
+    }
 
     #[test]
     fn base32hex_matches_rfc4648_test_vectors() {

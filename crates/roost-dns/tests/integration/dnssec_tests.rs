@@ -33,6 +33,12 @@ fn keymgr(conf: &std::path::Path, args: &[&str]) -> String {
 
 impl SignedKnot {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With `nsec3`, denials are NSEC3 (RFC 5155) instead of NSEC.
+    fn start_with(nsec3: bool) -> Self {
+        let nsec3 = if nsec3 { "    nsec3: on\n" } else { "" };
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let port = free_port();
@@ -43,7 +49,7 @@ impl SignedKnot {
                 "server:\n    listen: 127.0.0.1@{port}\n    rundir: {d}\n\n\
                  database:\n    storage: {d}\n\n\
                  log:\n  - target: stderr\n    any: info\n\n\
-                 policy:\n  - id: manual\n    manual: on\n\n\
+                 policy:\n  - id: manual\n    manual: on\n{nsec3}\n\
                  template:\n  - id: default\n    storage: {d}\n    dnssec-signing: on\n    dnssec-policy: manual\n\n\
                  zone:\n  - domain: test.\n  - domain: example.test.\n  - domain: insecure.test.\n    dnssec-signing: off\n",
                 d = d.display()
@@ -272,4 +278,34 @@ fn answers_are_bogus_when_the_trust_anchor_does_not_match() {
     });
     let out = dns.dig(&["www.example.test"]);
     assert!(out.contains("status: SERVFAIL"), "{out}");
+}
+
+#[test]
+fn nsec3_denials_are_secure_with_the_closest_encloser_proof() {
+    let knot = SignedKnot::start_with(true);
+    // The zone denies with NSEC3 now.
+    let raw = dig(knot.addr, &["+dnssec", "nothing.example.test"]);
+    assert!(raw.contains("NSEC3"), "{raw}");
+    let relay = ForgingRelay::start(knot.addr);
+    let dns = validating(&knot, &relay);
+    // NXDOMAIN: closest encloser example.test, next closer and wildcard covered: secure.
+    let nx = dns.dig(&["+dnssec", "nothing.example.test"]);
+    assert!(nx.contains("status: NXDOMAIN"), "{nx}");
+    assert!(flags(&nx).contains(" ad"), "{nx}");
+    // Two labels below the apex too.
+    let deep = dns.dig(&["+dnssec", "a.b.example.test"]);
+    assert!(
+        deep.contains("status: NXDOMAIN") && flags(&deep).contains(" ad"),
+        "{deep}"
+    );
+    // NODATA (the name exists, the type does not): secure from the matching NSEC3.
+    let nodata = dns.dig(&["+dnssec", "www.example.test", "MX"]);
+    assert!(
+        nodata.contains("status: NOERROR") && flags(&nodata).contains(" ad"),
+        "{nodata}"
+    );
+    assert_eq!(dns.metric("roost_dns_dnssec_bogus_total"), 0);
+    // The positive answer still validates.
+    let good = dns.dig(&["+dnssec", "www.example.test"]);
+    assert!(flags(&good).contains(" ad"), "{good}");
 }
