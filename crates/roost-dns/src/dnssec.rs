@@ -458,6 +458,21 @@ fn nsec3_nxdomain_proven(qname: &Name, authority: &[Record]) -> bool {
     false
 }
 
+/// For an answer synthesized from the wildcard `*.<owner trimmed to labels>`: an NSEC covering
+/// `owner`, or an NSEC3 covering the next closer name (the encloser plus one label of `owner`).
+fn wildcard_expansion_proven(owner: &Name, labels: u8, authority: &[Record]) -> bool {
+    if nsecs(authority).any(|(o, n)| nsec_covers(o, n.next_domain_name(), owner)) {
+        return true;
+    }
+    let keep = usize::from(labels) + 1;
+    let skip = usize::from(owner.num_labels()).saturating_sub(keep);
+    let mut next_closer = owner.clone();
+    for _ in 0..skip {
+        next_closer = next_closer.base_name();
+    }
+    nsec3_match_cover(&next_closer, authority) == (false, true)
+}
+
 /// Whether `next` wraps to the zone apex (the last NSEC of a zone).
 fn nsec_covers(owner: &Name, next: &Name, name: &Name) -> bool {
     if owner < next {
@@ -561,6 +576,23 @@ pub fn validate(
                 }
                 if let Err(e) = verify_set(owner, *rtype, &answer.answers, &zone, &keys, now) {
                     return bogus(e);
+                }
+                // A wildcard expansion (RRSIG labels below the owner's, RFC 4035 §5.3.4): the
+                // exact name must be proven absent, or a real record could be hidden by it.
+                let expanded_from = rrsigs(&answer.answers)
+                    .filter(|(o, sig)| *o == owner && sig.input().type_covered == *rtype)
+                    .map(|(_, sig)| sig.input().num_labels)
+                    .find(|labels| *labels < owner.num_labels());
+                if let Some(labels) = expanded_from {
+                    if let Err(e) = verify_denial_signatures(&answer.authorities, &zone, &keys, now)
+                    {
+                        return bogus(e);
+                    }
+                    if !wildcard_expansion_proven(owner, labels, &answer.authorities) {
+                        return bogus(format!(
+                            "{owner} {rtype} comes from a wildcard without proof that {owner} does not exist"
+                        ));
+                    }
                 }
             }
         }
@@ -683,6 +715,36 @@ mod tests {
         assert!(!nsec3_nxdomain_proven(&name("b.example."), &wild));
         // Nothing at all: no proof.
         assert!(!nsec3_nxdomain_proven(&name("b.example."), &[]));
+    }
+
+    #[test]
+    fn a_wildcard_expansion_needs_the_exact_name_proven_absent() {
+        let name = |n: &str| Name::from_ascii(n).unwrap();
+        // x.wild.example. synthesized from *.wild.example. (RRSIG labels 2).
+        let chain = nsec3_chain(
+            "example.",
+            &["example.", "wild.example.", "*.wild.example."],
+        );
+        assert!(wildcard_expansion_proven(
+            &name("x.wild.example."),
+            2,
+            &chain
+        ));
+        // From deeper down, the next closer is x.wild.example. still.
+        assert!(wildcard_expansion_proven(
+            &name("a.x.wild.example."),
+            2,
+            &chain
+        ));
+        // A name whose hash is in the chain exists: its expansion would be a forgery.
+        let exists = nsec3_chain("example.", &["example.", "x.wild.example."]);
+        assert!(!wildcard_expansion_proven(
+            &name("x.wild.example."),
+            2,
+            &exists
+        ));
+        // No proof at all.
+        assert!(!wildcard_expansion_proven(&name("x.wild.example."), 2, &[]));
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl SignedKnot {
         std::fs::write(
             d.join("example.test.zone"),
             format!(
-                "$ORIGIN example.test.\n$TTL 300\n{soa}www A 192.0.2.10\nforged A 203.0.113.66\n"
+                "$ORIGIN example.test.\n$TTL 300\n{soa}www A 192.0.2.10\nforged A 203.0.113.66\n*.wild A 192.0.2.30\n"
             ),
         )
         .unwrap();
@@ -305,7 +305,27 @@ fn nsec3_denials_are_secure_with_the_closest_encloser_proof() {
         "{nodata}"
     );
     assert_eq!(dns.metric("roost_dns_dnssec_bogus_total"), 0);
-    // The positive answer still validates.
+    // The positive answer still validates, and so does a wildcard expansion, with its
+    // NSEC3 proof that the exact name does not exist.
     let good = dns.dig(&["+dnssec", "www.example.test"]);
     assert!(flags(&good).contains(" ad"), "{good}");
+    let wild = dns.dig(&["+dnssec", "x.wild.example.test"]);
+    assert!(
+        wild.contains("192.0.2.30") && flags(&wild).contains(" ad"),
+        "{wild}"
+    );
+    assert_eq!(dns.metric("roost_dns_dnssec_bogus_total"), 0);
+}
+
+#[test]
+fn a_wildcard_answer_with_its_nsec_proof_is_secure() {
+    let knot = SignedKnot::start();
+    let relay = ForgingRelay::start(knot.addr);
+    let dns = validating(&knot, &relay);
+    let wild = dns.dig(&["+dnssec", "x.wild.example.test"]);
+    assert!(
+        wild.contains("192.0.2.30") && flags(&wild).contains(" ad"),
+        "{wild}"
+    );
+    assert_eq!(dns.metric("roost_dns_dnssec_bogus_total"), 0);
 }
