@@ -19,10 +19,35 @@ use roost_lab::plan::isp;
 
 use crate::{ALLOWED, TestLab, bin_dir};
 
-/// The repository's web server: the ISP's web address, port 443 (plain HTTP: the update VM may
-/// open 80 and 443 on the WAN, and 80 is the ISP's other web server). The TUF metadata and
-/// every NAR are checked against signed hashes, so the transport needs no TLS for the test.
+/// The repository's web server: HTTPS on the ISP's web address (the update VM may open 443 on
+/// the WAN), with a certificate from a CA the test makes and the agent trusts through
+/// `SSL_CERT_FILE`, as a router trusts its system roots. TUF and the NAR hashes are checked
+/// anyway; TLS keeps what the router fetches private from the path.
 const REPO_PORT: u16 = 443;
+
+/// A CA and a server certificate for `ip` signed by it: (ca.pem, cert.pem, key.pem) in `dir`.
+fn test_tls(dir: &Path, ip: std::net::Ipv4Addr) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "roost lab isp test ca");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![ip.to_string()]).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
 
 /// A static file server for the ISP: the stdlib's, bound without HTTPServer's reverse lookup
 /// of its own name (which stalls in a namespace without a resolver for it).
@@ -35,7 +60,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
         sys.stderr.flush()
 handler = functools.partial(Handler, directory=sys.argv[3])
-Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
+server = Server((sys.argv[1], int(sys.argv[2])), handler)
+if len(sys.argv) > 5:
+    import ssl
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(sys.argv[4], sys.argv[5])
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
 "#;
 
 /// A temp directory removed when dropped (also on a failed assertion).
@@ -248,7 +279,8 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
 
     // The ISP's update server: a TUF repository (test keys) and the binary cache.
     let server = SocketAddrV4::new(isp::HTTP, REPO_PORT);
-    let base = format!("http://{server}");
+    let base = format!("https://{server}");
+    let (ca, cert, key) = test_tls(&tmp.0, isp::HTTP);
     let root = tmp.path("root.json");
     run(roost_update()
         .args(["keys", "init", "--repo"])
@@ -271,6 +303,8 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
                 server.ip().to_string(),
                 REPO_PORT.to_string(),
                 tmp.path("www").display().to_string(),
+                cert.display().to_string(),
+                key.display().to_string(),
             ],
         )
         .unwrap();
@@ -280,6 +314,32 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
         assert!(Instant::now() < deadline, "the update server never came up");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // TLS for real: the repository is trusted with the test CA and not without it.
+    let fetch = |extra: &[&str]| {
+        let netns = lab.lab.netns("update").unwrap();
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &netns,
+                "curl",
+                "-sf",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+            ])
+            .args(extra)
+            .arg(format!("{base}/"))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(
+        fetch(&["--cacert", ca.to_str().unwrap()]),
+        "trusted with the test CA"
+    );
+    assert!(!fetch(&[]), "a certificate from an unknown CA is refused");
 
     // The agent's view, as the lab renders it, pointed at the ISP's repository; applied on
     // request (no window). Its health checks: the web VM's /peers/health (update → web 9100
@@ -329,6 +389,7 @@ command = ["sh", "-c", "! test -e {run}/unhealthy"]
             Path::new("env"),
             &[
                 format!("STATE_DIRECTORY={}", tmp.path("agent-state").display()),
+                format!("SSL_CERT_FILE={}", ca.display()),
                 format!("ROOST_TEST_DIR={}", run_dir.display()),
                 "RUST_LOG=info".to_owned(),
                 bin_dir().join("roost-update").display().to_string(),
