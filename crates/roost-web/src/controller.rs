@@ -316,12 +316,15 @@ impl Controller {
     /// `service: why`. This is what the update agent's health check after a switch gets (the
     /// update VM reaches no other daemon).
     pub async fn peers_health(&self, except: &[Service]) -> Result<(), String> {
-        let mut failures = Vec::new();
-        for peer in self.deployed().filter(|p| !except.contains(&p.service)) {
-            if let Err(e) = self.client.health(peer).await.result {
-                failures.push(e);
-            }
-        }
+        let asked = self
+            .deployed()
+            .filter(|p| !except.contains(&p.service))
+            .map(|p| self.client.health(p));
+        let failures: Vec<String> = futures::future::join_all(asked)
+            .await
+            .into_iter()
+            .filter_map(|h| h.result.err())
+            .collect();
         if failures.is_empty() {
             Ok(())
         } else {
@@ -339,9 +342,13 @@ impl Controller {
             .map(|v| v.number);
         let mut statuses = Vec::with_capacity(self.peers.len());
         let mut refused = None;
-        for peer in self.deployed() {
+        // Asked all at once: an unreachable daemon costs one timeout, not one each, while the
+        // store is locked against changes.
+        let peers: Vec<&PeerView> = self.deployed().collect();
+        let healths = futures::future::join_all(peers.iter().map(|p| self.client.health(p))).await;
+        for (peer, health) in peers.into_iter().zip(healths) {
             let view = current.render_view(peer.service);
-            let Health { result, digest } = self.client.health(peer).await;
+            let Health { result, digest } = health;
             let problem = match result {
                 Err(e) => Some(e),
                 Ok(()) if digest.as_deref() == Some(config_digest(&view).as_str()) => None,
