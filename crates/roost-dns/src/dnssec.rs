@@ -385,57 +385,48 @@ fn base32hex(bytes: &[u8]) -> String {
 /// The NSEC3 of `name`'s hash in `records`: `Some((nsec3, matches))` where `matches` says
 /// whether the hash is the owner's (else the record covers it).
 fn nsec3_for<'a>(name: &Name, records: &'a [Record]) -> Option<(&'a NSEC3, bool)> {
-    for (owner, n) in nsec3s(records) {
-        let Ok(digest) = n.hash_algorithm().hash(n.salt(), name, n.iterations()) else {
-            continue;
-        };
-        let hash = base32hex(digest.as_ref());
-        let own = owner
-            .iter()
-            .next()
-            .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
-            .unwrap_or_default();
-        let next = base32hex(n.next_hashed_owner_name());
-        if own == hash {
-            return Some((n, true));
-        }
-        let covers = if own < next {
-            own < hash && hash < next
-        } else {
-            hash > own || hash < next // the last record wraps to the first
-        };
-        if covers {
-            return Some((n, false));
-        }
+    nsec3s(records).find_map(|(owner, n)| nsec3_relation(owner, n, name).map(|m| (n, m)))
+}
+
+/// How one NSEC3 stands to `name`: `Some(true)` when its owner is `name`'s hash, `Some(false)`
+/// when it covers that hash, `None` otherwise (or when the hash cannot be computed).
+fn nsec3_relation(owner: &Name, n: &NSEC3, name: &Name) -> Option<bool> {
+    let digest = n
+        .hash_algorithm()
+        .hash(n.salt(), name, n.iterations())
+        .ok()?;
+    let hash = base32hex(digest.as_ref());
+    let own = owner
+        .iter()
+        .next()
+        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+        .unwrap_or_default();
+    if own == hash {
+        return Some(true);
     }
-    None
+    in_span(&own, &base32hex(n.next_hashed_owner_name()), &hash).then_some(false)
 }
 
 /// Whether some NSEC3 in `records` has `name`'s hash as its owner, and whether some covers it.
 fn nsec3_match_cover(name: &Name, records: &[Record]) -> (bool, bool) {
-    let (mut matched, mut covered) = (false, false);
-    for (owner, n) in nsec3s(records) {
-        let Ok(digest) = n.hash_algorithm().hash(n.salt(), name, n.iterations()) else {
-            continue;
-        };
-        let hash = base32hex(digest.as_ref());
-        let own = owner
-            .iter()
-            .next()
-            .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
-            .unwrap_or_default();
-        let next = base32hex(n.next_hashed_owner_name());
-        if own == hash {
-            matched = true;
-        } else if if own < next {
-            own < hash && hash < next
-        } else {
-            hash > own || hash < next
-        } {
-            covered = true;
-        }
+    nsec3s(records).fold(
+        (false, false),
+        |(matched, covered), (owner, n)| match nsec3_relation(owner, n, name) {
+            Some(true) => (true, covered),
+            Some(false) => (matched, true),
+            None => (matched, covered),
+        },
+    )
+}
+
+/// Whether `x` lies strictly between `owner` and `next` in a chain's order, the last record
+/// wrapping to the first (NSEC names, NSEC3 hashes).
+fn in_span<T: PartialOrd + ?Sized>(owner: &T, next: &T, x: &T) -> bool {
+    if owner < next {
+        owner < x && x < next
+    } else {
+        x > owner || x < next
     }
-    (matched, covered)
 }
 
 /// RFC 5155 §8.4, the NXDOMAIN proof with NSEC3: a closest encloser of `qname` whose hash an
@@ -461,7 +452,7 @@ fn nsec3_nxdomain_proven(qname: &Name, authority: &[Record]) -> bool {
 /// For an answer synthesized from the wildcard `*.<owner trimmed to labels>`: an NSEC covering
 /// `owner`, or an NSEC3 covering the next closer name (the encloser plus one label of `owner`).
 fn wildcard_expansion_proven(owner: &Name, labels: u8, authority: &[Record]) -> bool {
-    if nsecs(authority).any(|(o, n)| nsec_covers(o, n.next_domain_name(), owner)) {
+    if nsecs(authority).any(|(o, n)| in_span(o, n.next_domain_name(), owner)) {
         return true;
     }
     let keep = usize::from(labels) + 1;
@@ -471,15 +462,6 @@ fn wildcard_expansion_proven(owner: &Name, labels: u8, authority: &[Record]) -> 
         next_closer = next_closer.base_name();
     }
     nsec3_match_cover(&next_closer, authority) == (false, true)
-}
-
-/// Whether `next` wraps to the zone apex (the last NSEC of a zone).
-fn nsec_covers(owner: &Name, next: &Name, name: &Name) -> bool {
-    if owner < next {
-        owner < name && name < next
-    } else {
-        name > owner || name < next
-    }
 }
 
 /// From a signed DS denial: `Some(true)` if `name` is a delegation without DS (insecure),
@@ -494,7 +476,7 @@ fn delegation_without_ds(name: &Name, authority: &[Record]) -> Option<bool> {
                     && !types.contains(RecordType::DS),
             );
         }
-        if nsec_covers(owner, n.next_domain_name(), name) {
+        if in_span(owner, n.next_domain_name(), name) {
             return Some(false);
         }
     }
@@ -520,7 +502,7 @@ fn denial_proven(qname: &Name, qtype: RecordType, nxdomain: bool, authority: &[R
             let types = n.type_set();
             return !types.contains(qtype) && !types.contains(RecordType::CNAME);
         }
-        if nxdomain && nsec_covers(owner, n.next_domain_name(), qname) {
+        if nxdomain && in_span(owner, n.next_domain_name(), qname) {
             return true;
         }
     }
