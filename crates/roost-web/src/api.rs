@@ -3,8 +3,6 @@
 //! CSRF token come back); every state change then needs the `x-csrf-token` header. Errors are
 //! `{"error": "..."}` with a 4xx status, or 502 when a daemon refused or could not be asked.
 
-use std::net::Ipv4Addr;
-
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -119,13 +117,6 @@ fn changed(app: &Shared, r: Result<ChangeDone, OpError>) -> Response {
         Ok(done) => Json(done).into_response(),
         Err(e) => e.into_response(),
     }
-}
-
-fn parse_ip(ip: &str) -> Result<Ipv4Addr, OpError> {
-    ip.parse().map_err(|_| OpError {
-        status: StatusCode::BAD_REQUEST,
-        message: format!("`{ip}` is not an IPv4 address"),
-    })
 }
 
 /// Login.
@@ -258,13 +249,7 @@ async fn status(State(app): State<Shared>) -> Json<Status> {
         Ok(s) => (s.get("wan").cloned(), None),
         Err(e) => (None, Some(e.message)),
     };
-    let version = c
-        .versions()
-        .await
-        .iter()
-        .rev()
-        .find(|v| !matches!(v.status, crate::store::Status::Failed(_)))
-        .map_or(0, |v| v.number);
+    let version = c.current_version().await.unwrap_or(0);
     Json(Status {
         version,
         uptime_seconds: app.started.elapsed().as_secs(),
@@ -338,7 +323,7 @@ async fn reservation_put(
     Path(ip): Path<String>,
     Json(input): Json<ReservationInput>,
 ) -> Response {
-    let r = match parse_ip(&ip) {
+    let r = match ops::parse_ip(&ip) {
         Ok(ip) => ops::update_reservation(&app.controller, ip, &input).await,
         Err(e) => Err(e),
     };
@@ -350,7 +335,7 @@ async fn reservation_put(
     params(("ip" = String, Path, description = "the reserved address")),
     responses((status = 200, body = ChangeDone), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 async fn reservation_delete(State(app): State<Shared>, Path(ip): Path<String>) -> Response {
-    let r = match parse_ip(&ip) {
+    let r = match ops::parse_ip(&ip) {
         Ok(ip) => ops::delete_reservation(&app.controller, ip).await,
         Err(e) => Err(e),
     };

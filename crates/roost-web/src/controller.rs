@@ -167,6 +167,11 @@ impl Controller {
         self.store.lock().await.versions().to_vec()
     }
 
+    /// The number of the version in force (the newest not failed).
+    pub async fn current_version(&self) -> Option<u32> {
+        self.store.lock().await.current().map(|v| v.number)
+    }
+
     /// The settings of version `number`.
     pub async fn version(&self, number: u32) -> Result<Settings, StoreError> {
         self.store.lock().await.load(number)

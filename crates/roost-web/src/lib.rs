@@ -117,7 +117,7 @@ impl Daemon for WebDaemon {
         let versions = self.0.controller.versions().await;
         serde_json::json!({
             "versions": versions.len(),
-            "current": versions.iter().rev().find(|v| !matches!(v.status, store::Status::Failed(_))).map(|v| v.number),
+            "current": self.0.controller.current_version().await,
             "peers": self.0.controller.peer_status(),
         })
     }
@@ -218,13 +218,7 @@ async fn publish_telemetry(app: &Shared) -> Result<(), String> {
     let dhcp = ops::peer_state(c, Service::Dhcp).await.ok();
     let dns = app::lock_history(app).points().last().copied();
     let services = c.peer_status();
-    let version = c
-        .versions()
-        .await
-        .iter()
-        .rev()
-        .find(|v| !matches!(v.status, store::Status::Failed(_)))
-        .map(|v| v.number);
+    let version = c.current_version().await;
     let topics = telemetry::topics(&telemetry::Inputs {
         firewall: firewall.as_ref(),
         dhcp: dhcp.as_ref(),

@@ -138,6 +138,22 @@ fn boolean(value: &Option<String>, name: &str) -> Result<Option<bool>, OpError> 
     }
 }
 
+/// A reserved address as a path parameter (`/reservations/{ip}`).
+pub fn parse_ip(ip: &str) -> Result<Ipv4Addr, OpError> {
+    ip.parse()
+        .map_err(|_| OpError::bad(format!("`{ip}` is not an IPv4 address")))
+}
+
+/// An argon2id hash of `password`, made off the async workers (about 20 ms of CPU); a
+/// password out of bounds is a 400 naming the field.
+async fn hash_password(password: &str) -> Result<PhcHash, OpError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || PhcHash::from_password(&password))
+        .await
+        .map_err(|e| OpError::bad(e.to_string()))?
+        .map_err(|e| OpError::bad(format!("password: {e}")))
+}
+
 /// A DHCP reservation as entered.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ReservationInput {
@@ -418,13 +434,7 @@ pub async fn delete_port_forward(c: &Controller, name: &str) -> Result<ChangeDon
 /// Adds an MQTT user.
 pub async fn add_mqtt_user(c: &Controller, input: &MqttUserInput) -> Result<ChangeDone, OpError> {
     let name = required(&input.name, "name")?.to_owned();
-    let password = input.password.as_deref().unwrap_or("");
-    // Hashing costs ~20 ms of CPU: off the async workers.
-    let pw = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || PhcHash::from_password(&pw))
-        .await
-        .map_err(|e| OpError::bad(e.to_string()))?
-        .map_err(|e| OpError::bad(format!("password: {e}")))?;
+    let hash = hash_password(input.password.as_deref().unwrap_or("")).await?;
     let user = MqttUser {
         name: name.clone(),
         password_hash: hash,
@@ -513,11 +523,7 @@ pub async fn set_admin_password(
         }
         (None, _) => {}
     }
-    let password = input.password.clone().unwrap_or_default();
-    let hash = tokio::task::spawn_blocking(move || PhcHash::from_password(&password))
-        .await
-        .map_err(|e| OpError::bad(e.to_string()))?
-        .map_err(|e| OpError::bad(format!("password: {e}")))?;
+    let hash = hash_password(input.password.as_deref().unwrap_or("")).await?;
     let applied = c
         .change("set the administrator password", |s| {
             s.web.admin.password_hash = Some(hash);

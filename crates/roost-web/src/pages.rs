@@ -3,8 +3,6 @@
 //! own path, carries the session's CSRF token, and redirects back with a message (post,
 //! redirect, get), so reloading never repeats a change.
 
-use std::net::Ipv4Addr;
-
 use axum::Extension;
 use axum::Router;
 use axum::extract::{Form, Multipart, Path, State};
@@ -346,13 +344,7 @@ async fn overview(State(app): State<Shared>, Extension(authed): Extension<Authed
     let c = &app.controller;
     let wan = ops::peer_state(c, Service::Firewall).await;
     let statuses = c.peer_status();
-    let version = c
-        .versions()
-        .await
-        .iter()
-        .rev()
-        .find(|v| !matches!(v.status, crate::store::Status::Failed(_)))
-        .map(|v| v.number);
+    let version = c.current_version().await;
     let body = html! {
         section class="grid" {
             div class="card" {
@@ -488,13 +480,6 @@ async fn dhcp_page(
     layout(&app, &authed, "/dhcp", "Devices", body)
 }
 
-fn parse_ip(ip: &str) -> Result<Ipv4Addr, OpError> {
-    ip.parse().map_err(|_| OpError {
-        status: StatusCode::BAD_REQUEST,
-        message: format!("`{ip}` is not an IPv4 address"),
-    })
-}
-
 async fn reservation_add(
     State(app): State<Shared>,
     Extension(authed): Extension<Authed>,
@@ -510,7 +495,7 @@ async fn reservation_edit(
     Path(ip): Path<String>,
 ) -> Response {
     let settings = app.controller.current();
-    let Some(r) = parse_ip(&ip)
+    let Some(r) = ops::parse_ip(&ip)
         .ok()
         .and_then(|ip| settings.dhcp.reservations.iter().find(|r| r.ip == ip))
     else {
@@ -550,7 +535,7 @@ async fn reservation_save(
     Path(ip): Path<String>,
     Form(input): Form<ReservationInput>,
 ) -> Response {
-    let r = match parse_ip(&ip) {
+    let r = match ops::parse_ip(&ip) {
         Ok(ip) => message(ops::update_reservation(&app.controller, ip, &input).await),
         Err(e) => Err(e),
     };
@@ -562,7 +547,7 @@ async fn reservation_delete(
     Extension(authed): Extension<Authed>,
     Path(ip): Path<String>,
 ) -> Response {
-    let r = match parse_ip(&ip) {
+    let r = match ops::parse_ip(&ip) {
         Ok(ip) => message(ops::delete_reservation(&app.controller, ip).await),
         Err(e) => Err(e),
     };
@@ -1064,11 +1049,7 @@ async fn settings_page(
     Extension(authed): Extension<Authed>,
 ) -> Html<String> {
     let versions = app.controller.versions().await;
-    let current = versions
-        .iter()
-        .rev()
-        .find(|v| !matches!(v.status, crate::store::Status::Failed(_)))
-        .map(|v| v.number);
+    let current = app.controller.current_version().await;
     let body = html! {
         section class="grid" {
             div class="card" {

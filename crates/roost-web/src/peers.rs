@@ -138,41 +138,16 @@ impl Peers {
 
     /// `GET path` answered with text (e.g. `/metrics`).
     pub async fn text(&self, peer: &PeerView, path: &str) -> Result<String, String> {
-        let (status, _, text) = self.call(peer, reqwest::Method::GET, path, None).await?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err(format!(
-                "{} {path}: {status}: {}",
-                peer.service.name(),
-                text.trim()
-            ))
-        }
+        self.expect_ok(peer, reqwest::Method::GET, path, None).await
     }
 
     /// `POST path` (e.g. the update agent's `/check`); the answer's text.
     pub async fn post(&self, peer: &PeerView, path: &str) -> Result<String, String> {
-        let (status, _, text) = self
-            .call(
-                peer,
-                reqwest::Method::POST,
-                path,
-                Some(("text/plain", String::new())),
-            )
-            .await?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err(format!(
-                "{} {path}: {status}: {}",
-                peer.service.name(),
-                text.trim()
-            ))
-        }
+        let empty = Some(("text/plain", String::new()));
+        self.expect_ok(peer, reqwest::Method::POST, path, empty)
+            .await
     }
-}
 
-impl Peers {
     /// `PUT path` with a JSON body (e.g. the broker's `/telemetry`).
     pub async fn put_json(
         &self,
@@ -180,16 +155,23 @@ impl Peers {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<(), String> {
-        let (status, _, text) = self
-            .call(
-                peer,
-                reqwest::Method::PUT,
-                path,
-                Some(("application/json", body.to_string())),
-            )
-            .await?;
+        let body = Some(("application/json", body.to_string()));
+        self.expect_ok(peer, reqwest::Method::PUT, path, body)
+            .await
+            .map(drop)
+    }
+
+    /// A call whose answer must be a success: its text, or `service path: status: text`.
+    async fn expect_ok(
+        &self,
+        peer: &PeerView,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, String)>,
+    ) -> Result<String, String> {
+        let (status, _, text) = self.call(peer, method, path, body).await?;
         if status.is_success() {
-            Ok(())
+            Ok(text)
         } else {
             Err(format!(
                 "{} {path}: {status}: {}",
