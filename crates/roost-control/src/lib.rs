@@ -358,6 +358,17 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// A daemon's state directory: systemd's `STATE_DIRECTORY` (`env`; it may list several,
+/// colon-separated, and the first is the daemon's), else `/var/lib/roost/<service>`.
+pub fn state_directory(env: Option<&str>, service: roost_config::Service) -> PathBuf {
+    env.and_then(|v| v.split(':').next())
+        .filter(|s| !s.is_empty())
+        .map_or_else(
+            || Path::new("/var/lib/roost").join(service.name()),
+            PathBuf::from,
+        )
+}
+
 /// Sets up logging to stderr: `info` by default, `RUST_LOG` overrides. Calling it twice is harmless.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -380,6 +391,23 @@ mod tests {
         assert!(!t.matches(b"s3cret\n"));
         assert!(!t.matches(b"s3cre"));
         assert!(!t.matches(b""));
+    }
+
+    #[test]
+    fn state_directory_takes_systemds_first_entry_else_the_default() {
+        use roost_config::Service;
+        assert_eq!(
+            state_directory(Some("/var/lib/roost/web:/var/lib/other"), Service::Web),
+            PathBuf::from("/var/lib/roost/web")
+        );
+        assert_eq!(
+            state_directory(None, Service::Mqtt),
+            PathBuf::from("/var/lib/roost/mqtt")
+        );
+        assert_eq!(
+            state_directory(Some(""), Service::Dhcp),
+            PathBuf::from("/var/lib/roost/dhcp")
+        );
     }
 
     #[test]

@@ -25,8 +25,10 @@ fn main() -> anyhow::Result<()> {
     roost_control::init_tracing();
     let view = DhcpView::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
-    let state_dir =
-        roost_dhcp::server::state_directory(std::env::var("STATE_DIRECTORY").ok().as_deref());
+    let state_dir = roost_control::state_directory(
+        std::env::var("STATE_DIRECTORY").ok().as_deref(),
+        roost_config::Service::Dhcp,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -11,7 +11,6 @@
 //! no ACK without a durable lease; the engine then compacts into a new file before writing on.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -568,15 +567,4 @@ impl Daemon for Dhcp {
             .await
             .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?
     }
-}
-
-/// The state directory: `STATE_DIRECTORY` (systemd's), else `/var/lib/roost/dhcp`. systemd may
-/// list several, colon-separated; the first is ours.
-pub fn state_directory(env: Option<&str>) -> PathBuf {
-    env.and_then(|v| v.split(':').next())
-        .filter(|s| !s.is_empty())
-        .map_or_else(
-            || Path::new("/var/lib/roost/dhcp").to_owned(),
-            PathBuf::from,
-        )
 }

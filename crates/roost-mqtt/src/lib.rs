@@ -40,7 +40,7 @@ pub mod store;
 pub mod topic;
 pub mod ws;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use roost_config::views::MqttView;
 
@@ -56,17 +56,6 @@ pub enum RunError {
     /// The control API failed.
     #[error("{0}")]
     Control(#[from] roost_control::ControlError),
-}
-
-/// `$STATE_DIRECTORY`, or the default `/var/lib/roost/mqtt`.
-pub fn state_directory(env: Option<&str>) -> PathBuf {
-    match env
-        .and_then(|d| d.split(':').next())
-        .filter(|d| !d.is_empty())
-    {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from("/var/lib/roost/mqtt"),
-    }
 }
 
 /// Runs the broker until SIGTERM or SIGINT, then writes its state.

@@ -25,7 +25,10 @@ fn main() -> anyhow::Result<()> {
     roost_control::init_tracing();
     let view = MqttView::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
-    let state_dir = roost_mqtt::state_directory(std::env::var("STATE_DIRECTORY").ok().as_deref());
+    let state_dir = roost_control::state_directory(
+        std::env::var("STATE_DIRECTORY").ok().as_deref(),
+        roost_config::Service::Mqtt,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -38,7 +38,7 @@ pub mod telemetry;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,13 +75,6 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// The state directory: `STATE_DIRECTORY` (systemd's), else `/var/lib/roost/web`.
-pub fn state_directory(env: Option<&str>) -> PathBuf {
-    env.and_then(|v| v.split(':').next())
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| Path::new("/var/lib/roost/web").to_owned(), PathBuf::from)
 }
 
 /// The web VM's own control API: healthy while the settings store answers.
