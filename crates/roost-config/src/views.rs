@@ -7,7 +7,7 @@
 //! from `services.subnet` (see `docs/adr/0001-service-links.md`).
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -249,6 +249,7 @@ impl Settings {
                     pool_start: pool.pool_start,
                     pool_end: pool.pool_end,
                     lease_time: pool.lease_time,
+                    ipv6_dns: self.zone_ipv6(name).map(|v6| v6.router),
                 })
             })
             .collect();
@@ -586,6 +587,11 @@ pub struct DhcpZoneView {
     pub pool_end: Ipv4Addr,
     /// Lease time.
     pub lease_time: HumanDuration,
+    /// The resolver's IPv6 address for the zone's clients (the router's `::1` of the zone's
+    /// /64, which the firewall forwards to dns), given by stateless DHCPv6 (RFC 3646); `None`:
+    /// the zone has no IPv6 and the server does not listen for DHCPv6 on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_dns: Option<Ipv6Addr>,
 }
 
 /// `/etc/roost/dhcp.toml`.

@@ -282,3 +282,27 @@ fn firewall_view_with_ipv6_parses_back_to_itself() {
     let back = roost_config::views::FirewallView::from_toml("t", &fw.render()).unwrap();
     assert_eq!(back, fw);
 }
+
+#[test]
+fn dhcp_view_gives_each_ipv6_zone_the_routers_v6_address_as_its_resolver() {
+    use roost_config::View as _;
+    let pools = "\n[zones.lan.dhcp]\npool_start = \"192.168.1.100\"\npool_end = \"192.168.1.200\"\n\
+        [zones.guest.dhcp]\npool_start = \"192.168.30.100\"\npool_end = \"192.168.30.200\"\n";
+    let s = Settings::from_toml("t", &(ULA_ZONES.to_owned() + pools)).unwrap();
+    let view = s.dhcp_view();
+    let zone = |name: &str| view.zones.iter().find(|z| z.name == name).unwrap();
+    assert_eq!(
+        zone("lan").ipv6_dns.unwrap().to_string(),
+        "fd12:3456:789a:1::1"
+    );
+    assert_eq!(zone("lan").ipv6_dns, s.zone_ipv6("lan").map(|v6| v6.router));
+    // `ipv6 = false`: no DHCPv6 in the zone, and nothing in the rendered view.
+    assert_eq!(zone("guest").ipv6_dns, None);
+    let text = view.render();
+    assert_eq!(text.matches("ipv6_dns").count(), 1, "{text}");
+    assert_eq!(DhcpView::from_toml("t", &text).unwrap(), view);
+    // Without a prefix no zone has it.
+    let v4 = ULA_ZONES.replace("ula_prefix", "# ula_prefix") + pools;
+    let v4 = Settings::from_toml("t", &v4).unwrap().dhcp_view();
+    assert!(v4.zones.iter().all(|z| z.ipv6_dns.is_none()));
+}
