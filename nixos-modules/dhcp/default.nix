@@ -1,6 +1,8 @@
 # The dhcp VM's guest side: roost-dhcp serves every zone with a pool on that zone's bridge
 # (DHCP needs broadcast) and keeps its lease journal on the VM's state volume. It binds port 67
-# per interface (SO_BINDTODEVICE needs CAP_NET_RAW) and nothing else privileged.
+# per interface, and port 547 on ff02::1:2 per IPv6 zone for stateless DHCPv6 (SO_BINDTODEVICE
+# needs CAP_NET_RAW), and nothing else privileged. DHCPv6 reads /sys/class/net (index, MAC)
+# and /proc/self/net/if_inet6 (link-local ready; /proc/net itself is hidden by ProcSubset=pid).
 { config, lib, ... }:
 let
   cfg = config.services.roost.dhcp;

@@ -7,7 +7,8 @@ use clap::Parser;
 use roost_config::View as _;
 use roost_config::views::DhcpView;
 
-/// Roost's DHCPv4 server: pools per zone, reservations, crash-safe leases, control API.
+/// Roost's DHCPv4 server (pools per zone, reservations, crash-safe leases), stateless DHCPv6
+/// (resolver and search domain for SLAAC hosts), control API.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {

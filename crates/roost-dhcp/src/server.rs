@@ -24,7 +24,9 @@ use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::core::{Config, Core, Destination, Drop, Reply};
+use crate::core6::Config6;
 use crate::push::PushStats;
+use crate::server6::Server6;
 use crate::store::{Store, SyncHandle};
 
 /// Most packets decided per journal fsync.
@@ -98,6 +100,8 @@ pub struct Shared {
     pub names_changed: Arc<tokio::sync::Notify>,
     /// The dns pusher's counters.
     pub push: Arc<PushStats>,
+    /// The stateless DHCPv6 server (its own sockets and threads; no leases).
+    pub v6: Arc<Server6>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,6 +147,7 @@ impl Shared {
             failed_generation: AtomicU64::new(0),
             names_changed: Arc::new(tokio::sync::Notify::new()),
             push: Arc::new(PushStats::default()),
+            v6: Server6::new(crate::server6::empty_config()),
         });
         shared.io.records.store(store.records(), Ordering::Relaxed);
         shared.io.cut_bytes.store(cut_bytes, Ordering::Relaxed);
@@ -445,8 +450,9 @@ impl Shared {
                 })
             })
             .collect();
+        drop(core);
         json!({ "now": now, "zones": zones, "leases": leases, "local_names": names,
-                "reservations": reservations })
+                "reservations": reservations, "dhcp6": self.v6.state_json() })
     }
 
     /// The metrics as `/metrics` shows them.
@@ -516,6 +522,7 @@ impl Shared {
             let _ = writeln!(out, "# TYPE roost_dhcp_{name} {kind}");
             let _ = writeln!(out, "roost_dhcp_{name} {}", v.load(Ordering::Relaxed));
         }
+        self.v6.metrics(&mut out);
         out
     }
 
@@ -529,6 +536,9 @@ impl Shared {
             self.serve_interface(&zone.interface)
                 .map_err(|e| ConfigRejected::NotApplied(e.to_string()))?;
         }
+        self.v6
+            .apply(Config6::from_view(&view))
+            .map_err(|e| ConfigRejected::NotApplied(format!("cannot start dhcpv6: {e}")))?;
         let names_changed = {
             let mut core = lock(&self.core);
             core.set_config(config);

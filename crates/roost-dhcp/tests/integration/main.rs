@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
 
 mod clients_tests;
+mod dhcp6_tests;
 mod names_tests;
 mod wire_tests;
 
