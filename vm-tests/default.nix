@@ -8,6 +8,7 @@ in
   vm-nat = test ./nat.nix;
   vm-isolation = test ./isolation.nix;
   vm-ipv6 = test ./ipv6.nix;
+  vm-prefix-delegation = test ./prefix-delegation.nix;
   vm-resolve = test ./resolve.nix;
   vm-recursion = test ./recursion.nix;
   vm-lease = test ./lease.nix;

@@ -1,6 +1,6 @@
 # The firewall VM's guest side: roost-firewall owns routing, NAT and the zone policy. It needs
 # CAP_NET_ADMIN (nftables, addresses, routes), CAP_NET_RAW and CAP_NET_BIND_SERVICE (its DHCP
-# client on the WAN), and nothing else.
+# and DHCPv6 clients on the WAN, router advertisements and solicitations), and nothing else.
 { config, lib, pkgs, ... }:
 let
   cfg = config.services.roost.firewall;
@@ -33,6 +33,14 @@ in
         addressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" "AF_PACKET" ];
         path = [ pkgs.nftables pkgs.iproute2 ];
       };
+    })
+    (lib.mkIf (cfg.enable && cfg.wanIpv6) {
+      # The ISP's advertisements give the WAN's IPv6 default route; a forwarding interface
+      # takes them only with accept_ra = 2. The NIC exists only once the VM has booted, so
+      # this is set just before the daemon starts (which then finds it in place).
+      systemd.services.roost-firewall.serviceConfig.ExecStartPre = [
+        "+${pkgs.procps}/bin/sysctl -q -w net.ipv6.conf.wan.accept_ra=2"
+      ];
     })
     (lib.mkIf (cfg.enable && cfg.pppoe != null) {
       # The PPPoE uplink (ADR 0011): pppd makes ppp0 on the WAN NIC; roost-firewall follows its

@@ -9,6 +9,14 @@ in
       name = "firewall";
       description = "roost-firewall, the router between zones: nftables ruleset, NAT, WAN address";
     } // {
+    wanIpv6 = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        The settings have `[wan.ipv6]`: the firewall's DHCPv6 client asks for an address and a
+        delegated prefix, and the WAN takes the ISP's router advertisements (accept_ra = 2).
+      '';
+    };
     pppoe = mkOption {
       type = types.nullOr (types.submodule {
         options = {

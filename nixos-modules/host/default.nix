@@ -60,6 +60,8 @@ let
       enable = true;
       package = cfg.packages."roost-${svc}";
       configFile = "${views}/${svc}.toml";
+    } // lib.optionalAttrs (svc == "firewall") {
+      wanIpv6 = cfg.settings.wan ? ipv6;
     } // lib.optionalAttrs (svc == "firewall" && (cfg.settings.wan.mode or "dhcp") == "pppoe") {
       pppoe = {
         peerFile = "${views}/pppd-peer";

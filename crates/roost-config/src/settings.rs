@@ -99,6 +99,23 @@ pub struct Wan {
     /// With `mode = "pppoe"`: the PPPoE session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pppoe: Option<Pppoe>,
+    /// IPv6 from the ISP: with this table the firewall asks by DHCPv6 for an address and a
+    /// delegated prefix, and each IPv6 zone also gets the /64 of that prefix at its index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<WanIpv6>,
+}
+
+/// The ISP's IPv6 (`[wan.ipv6]`): DHCPv6 prefix delegation (RFC 8415) on the uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WanIpv6 {
+    /// The delegated prefix length to ask for (48..=64; ISPs hand out /56 most often, /60 or
+    /// /48 too). Only a hint: the firewall takes what the ISP delegates.
+    #[serde(default = "default_prefix_hint")]
+    pub prefix_hint: u8,
+}
+
+fn default_prefix_hint() -> u8 {
+    56
 }
 
 fn default_wan_interface() -> String {
@@ -179,6 +196,27 @@ pub struct ZoneIpv6 {
     pub subnet: Ipv6Net,
     /// The router's address in it (`::1` of the /64).
     pub router: Ipv6Addr,
+    /// Which /64 it is, of the ULA /48 and of a delegated prefix alike.
+    pub index: u16,
+}
+
+impl ZoneIpv6 {
+    /// The zone's /64 of a delegated prefix `delegated` (a /48 to /64): the `index`-th, or
+    /// `None` when the prefix holds fewer /64s than that.
+    pub fn delegated_subnet(&self, delegated: Ipv6Net) -> Option<Ipv6Net> {
+        let len = delegated.prefix_len();
+        if !(48..=64).contains(&len) || u32::from(self.index) >> (64 - len) != 0 {
+            return None;
+        }
+        let base = u128::from(delegated.network());
+        let net = base | (u128::from(self.index) << 64);
+        Some(Ipv6Net::new_assert(Ipv6Addr::from(net), 64))
+    }
+}
+
+/// The router's own address (`::1`) in the /64 `subnet`.
+pub fn router_address(subnet: Ipv6Net) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(subnet.network()) | 1)
 }
 
 impl Zone {
@@ -208,19 +246,11 @@ impl Zone {
             0,
             0,
         );
-        let router = Ipv6Addr::new(
-            segments[0],
-            segments[1],
-            segments[2],
-            segments[3],
-            0,
-            0,
-            0,
-            1,
-        );
+        let subnet = Ipv6Net::new_assert(net, 64);
         Some(ZoneIpv6 {
-            subnet: Ipv6Net::new_assert(net, 64),
-            router,
+            subnet,
+            router: router_address(subnet),
+            index,
         })
     }
 }

@@ -133,6 +133,30 @@ impl Validator {
             }
             _ => {}
         }
+        if let Some(v6) = wan.ipv6 {
+            if !(48..=64).contains(&v6.prefix_hint) {
+                self.error(
+                    at.key("ipv6").key("prefix_hint"),
+                    format!(
+                        "/{} is not a prefix length to delegate: use 48 to 64 (most ISPs give /56)",
+                        v6.prefix_hint
+                    ),
+                );
+            }
+            if s.router.ula_prefix.is_none() {
+                self.error(
+                    at.key("ipv6"),
+                    "needs router.ula_prefix: the zones' IPv6 starts from the ULA /48 \
+                     (`roostctl config check` suggests one)",
+                );
+            }
+            if wan.mode == WanMode::Pppoe {
+                self.error(
+                    at.key("ipv6"),
+                    "DHCPv6 over PPPoE is not supported yet: remove [wan.ipv6] with mode = \"pppoe\"",
+                );
+            }
+        }
         match (wan.mode, &wan.pppoe) {
             (WanMode::Pppoe, None) => self.error(
                 at.key("pppoe"),
@@ -232,10 +256,13 @@ impl Validator {
                 }
             }
             let index = zone.effective_ipv6_index();
-            if index > u32::from(u16::MAX) {
+            if index >= u32::from(u16::MAX) {
                 self.error(
                     z.key("ipv6_index"),
-                    format!("{index} is outside 0..=65535 (a /48 holds 65536 /64s)"),
+                    format!(
+                        "{index} is outside 0..=65534 (a /48 holds 65536 /64s; the last one, \
+                         ffff, is the service links')"
+                    ),
                 );
             } else if zone.ipv6 && s.router.ula_prefix.is_some() {
                 // A derived index is reported too: two subnets may share their third number.

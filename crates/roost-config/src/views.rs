@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::settings::{
     Dns, MqttLimits, MqttListener, MqttUser, PortForward, Protocol, Reservation, Rule, Settings,
-    TlsFiles, Update, WanMode, ZoneIpv6,
+    TlsFiles, Update, WanIpv6, WanMode, ZoneIpv6,
 };
 use crate::source::{ConfigErrors, Source};
 use crate::types::HumanDuration;
@@ -286,6 +286,7 @@ impl Settings {
                 address: self.wan.address,
                 gateway: self.wan.gateway,
                 mtu: self.wan.mtu,
+                ipv6: self.wan.ipv6,
             },
             zones: self
                 .zones
@@ -641,6 +642,9 @@ pub struct WanView {
     /// MTU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u16>,
+    /// DHCPv6 address and prefix delegation on the uplink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<WanIpv6>,
 }
 
 impl WanView {

@@ -9,9 +9,10 @@
 //!   reach the router only with hop limit 255 (RFC 4861: never forwarded), MLD only from
 //!   link-local sources.
 //! - The tables are `inet`, so one policy covers IPv4 and IPv6: `reach`, extra rules and the
-//!   per-source chains match interfaces, not families. A zone's IPv6 sources must be in its /64
-//!   (a zone without IPv6 gets none forwarded at all); published ports, port forwards and NAT
-//!   are IPv4 only (no NAT66: masquerade is for IPv4).
+//!   per-source chains match interfaces, not families. A zone's IPv6 sources must be in its ULA
+//!   /64 or its /64 of the delegated prefix (a zone without IPv6 gets none forwarded at all);
+//!   ULA sources are refused out of the WAN; published ports, port forwards and NAT are IPv4
+//!   only (no NAT66: masquerade is for IPv4).
 //! - Traffic from a zone jumps to `from_<zone>`: published service ports (DNAT'd in `prerouting`
 //!   from the zone's router address to the service VM), extra rules, hairpin port forwards, then
 //!   one accept per entry of `reach`. A zone's source addresses are checked (no spoofing).
@@ -26,7 +27,7 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use roost_config::Service;
 use roost_config::settings::{Protocol, RuleAction, WanMode};
 use roost_config::views::{FirewallView, FirewallZone, FlowTarget};
@@ -44,6 +45,9 @@ pub struct WanState {
     pub address: Option<Ipv4Net>,
     /// The default gateway, once known.
     pub gateway: Option<Ipv4Addr>,
+    /// The prefix the ISP delegated (DHCPv6), once known: each IPv6 zone's /64 of it is a
+    /// source the zone may use beside its ULA /64.
+    pub delegated: Option<Ipv6Net>,
 }
 
 /// A compiled ruleset: an nft script for one `nft -f` transaction.
@@ -292,6 +296,17 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
             ),
         );
     }
+    if view.wan.ipv6.is_some() {
+        // Replies come from the server's link-local address to ours: conntrack cannot tie
+        // them to a request sent to a multicast group.
+        o.line(
+            2,
+            format!(
+                "iifname \"{wan_if}\" ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept {}",
+                comment("wan dhcpv6 client")
+            ),
+        );
+    }
     for f in &view.flows {
         if f.to != FlowTarget::Service(Service::Firewall) {
             continue;
@@ -332,19 +347,31 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
     o.line(2, "ct state invalid drop");
     o.line(2, icmp_errors);
     o.line(2, icmpv6_errors);
+    // ULA sources are not routed on the Internet: refuse them at once (RFC
+    // 6724 hosts then pick their global address) instead of letting them time out.
+    o.line(
+        2,
+        format!(
+            "oifname \"{wan_if}\" ip6 saddr fc00::/7 reject with icmpv6 type policy-fail {}",
+            comment("no ula to the internet")
+        ),
+    );
     for z in &view.zones {
         o.line(
             2,
             format!("iifname \"{}\" ip saddr != {} drop", z.interface, z.subnet),
         );
         match &z.ipv6 {
-            Some(v6) => o.line(
-                2,
-                format!(
-                    "iifname \"{}\" ip6 saddr != {} drop",
-                    z.interface, v6.subnet
-                ),
-            ),
+            Some(v6) => {
+                let sources = match wan.delegated.and_then(|p| v6.delegated_subnet(p)) {
+                    Some(global) => format!("{{ {}, {global} }}", v6.subnet),
+                    None => v6.subnet.to_string(),
+                };
+                o.line(
+                    2,
+                    format!("iifname \"{}\" ip6 saddr != {sources} drop", z.interface),
+                );
+            }
             None => o.line(
                 2,
                 format!(

@@ -14,9 +14,11 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::InvalidView;
 use crate::compile::{Ruleset, WanState, compile, counter_name};
+use crate::delegation::Wan6;
 use crate::dhcp::{Lease, Phase};
 use crate::netcfg::{self, NetError};
 use crate::nft::{self, NftError};
+use crate::ra::ZoneAdvert;
 use crate::ra_io;
 
 /// Starting or running the firewall failed.
@@ -37,11 +39,16 @@ pub enum RunError {
     /// The DHCP client could not start.
     #[error(transparent)]
     Dhcp(#[from] crate::dhcp_io::DhcpIoError),
+    /// The DHCPv6 client could not start.
+    #[error(transparent)]
+    Dhcp6(#[from] crate::dhcp6_io::Dhcp6IoError),
 }
 
 struct Active {
     view: FirewallView,
     wan: WanState,
+    /// The DHCPv6 lease as the router uses it (prefix in use, deprecated ones).
+    wan6: Wan6,
     ruleset: Ruleset,
     applies: u64,
     missing: Vec<String>,
@@ -52,15 +59,21 @@ struct Active {
 pub struct Firewall {
     active: AsyncMutex<Active>,
     dhcp_phase: Mutex<Option<Phase>>,
-    ra_prefixes: ra_io::Prefixes,
+    /// Where the DHCPv6 client is, for `/state`.
+    pub(crate) dhcp6_phase: Mutex<Option<crate::dhcp6::Phase>>,
+    /// DHCPv6 messages dropped, for `/metrics`.
+    pub(crate) dhcp6_dropped: std::sync::atomic::AtomicU64,
+    ra_adverts: tokio::sync::watch::Sender<BTreeMap<String, ZoneAdvert>>,
     ra_stats: Arc<ra_io::RaStats>,
 }
 
-/// What each zone interface advertises: its /64, for the zones with IPv6.
-fn advertised(view: &FirewallView) -> BTreeMap<String, ipnet::Ipv6Net> {
+/// The interfaces of `view` that exist (all but `missing`).
+fn present(view: &FirewallView, missing: &[String]) -> Vec<String> {
     view.zones
         .iter()
-        .filter_map(|z| Some((z.interface.clone(), z.ipv6?.subnet)))
+        .map(|z| z.interface.clone())
+        .chain([view.wan.interface.clone()])
+        .filter(|i| !missing.contains(i))
         .collect()
 }
 
@@ -69,6 +82,7 @@ fn static_wan(view: &FirewallView) -> WanState {
         WanMode::Static => WanState {
             address: view.wan.address,
             gateway: view.wan.gateway,
+            delegated: None,
         },
         WanMode::Dhcp | WanMode::Pppoe => WanState::default(),
     }
@@ -106,13 +120,17 @@ impl Firewall {
             .await?;
         }
         netcfg::enable_forwarding()?;
-        let ra_prefixes = Arc::new(Mutex::new(advertised(&view)));
+        let wan6 = Wan6::default();
+        let (ra_adverts, _) = tokio::sync::watch::channel(wan6.adverts(&view));
         Ok(Arc::new(Self {
-            ra_prefixes,
+            ra_adverts,
             ra_stats: Arc::default(),
+            dhcp6_phase: Mutex::new(None),
+            dhcp6_dropped: std::sync::atomic::AtomicU64::new(0),
             active: AsyncMutex::new(Active {
                 view,
                 wan,
+                wan6,
                 ruleset,
                 applies: 1,
                 missing,
@@ -141,6 +159,7 @@ impl Firewall {
         let wan = WanState {
             address: lease.as_ref().map(|l| l.address),
             gateway: lease.as_ref().and_then(|l| l.gateway),
+            ..a.wan
         };
         if wan == a.wan {
             return;
@@ -171,6 +190,56 @@ impl Firewall {
                 a.last_error = Some(e.to_string());
             }
         }
+    }
+
+    /// A DHCPv6 lease arrived, was renewed or was lost: address the WAN and the zones'
+    /// delegated /64s, and when the prefix changed recompile (the zones' v6 sources) and
+    /// tell the advertisers (the old prefix deprecated, the new one at once).
+    pub async fn wan6_lease(&self, lease: Option<crate::dhcp6::Lease>) {
+        let mut a = self.active.lock().await;
+        let now = std::time::Instant::now();
+        let before = a.wan6.clone();
+        let changed = a.wan6.update(lease.as_ref(), now);
+        let existing = present(&a.view, &a.missing);
+        if let Err(e) = netcfg::run_plan(&a.wan6.plan(&a.view, &existing, now)).await {
+            tracing::error!(error = %e, "cannot address the dhcpv6 lease");
+            a.last_error = Some(e.to_string());
+        }
+        let removals = a.wan6.removals(&before, &a.view);
+        for line in removals {
+            // One by one: one already gone (expired by the kernel) must not keep the rest.
+            if let Err(e) = netcfg::run_plan(std::slice::from_ref(&line)).await {
+                tracing::debug!(%line, error = %e, "already removed");
+            }
+        }
+        if changed {
+            tracing::info!(prefix = ?a.wan6.prefix(), "delegated prefix changed");
+            let wan = WanState {
+                delegated: a.wan6.prefix(),
+                ..a.wan
+            };
+            match compile(&a.view, &wan).map_err(RunError::from) {
+                Ok(ruleset) => match nft::apply(&ruleset).await {
+                    Ok(()) => {
+                        a.ruleset = ruleset;
+                        a.wan = wan;
+                        a.applies += 1;
+                    }
+                    Err(e) => a.last_error = Some(e.to_string()),
+                },
+                Err(e) => a.last_error = Some(e.to_string()),
+            }
+        }
+        self.publish_adverts(&a);
+    }
+
+    fn publish_adverts(&self, a: &Active) {
+        let adverts = a.wan6.adverts(&a.view);
+        self.ra_adverts.send_if_modified(|old| {
+            let modified = *old != adverts;
+            *old = adverts;
+            modified
+        });
     }
 
     /// pppd's link came up, changed address or went down: recompile for the new WAN address
@@ -208,7 +277,10 @@ impl Firewall {
             ));
         }
         let wan = match view.wan.mode {
-            WanMode::Static => static_wan(&view),
+            WanMode::Static => WanState {
+                delegated: a.wan.delegated,
+                ..static_wan(&view)
+            },
             WanMode::Dhcp | WanMode::Pppoe => a.wan,
         };
         let ruleset = compile(&view, &wan).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
@@ -231,17 +303,22 @@ impl Firewall {
         match addressed {
             Ok(missing) => {
                 tracing::info!(sha256 = %ruleset.sha256(), "new config applied");
-                if let Ok(mut p) = self.ra_prefixes.lock() {
-                    *p = advertised(&view);
-                }
                 *a = Active {
                     view,
                     wan,
+                    wan6: a.wan6.clone(),
                     ruleset,
                     applies: a.applies + 1,
                     missing,
                     last_error: None,
                 };
+                // Zones may have come or gone: their delegated /64s and advertisements follow.
+                let existing = present(&a.view, &a.missing);
+                let plan = a.wan6.plan(&a.view, &existing, std::time::Instant::now());
+                if let Err(e) = netcfg::run_plan(&plan).await {
+                    tracing::warn!(error = %e, "cannot address the delegated prefix");
+                }
+                self.publish_adverts(&a);
                 Ok(())
             }
             Err(e) => {
@@ -328,6 +405,11 @@ impl Daemon for Firewall {
                 "Router solicitations dropped as malformed.",
                 &ra.malformed,
             ),
+            (
+                "roost_firewall_dhcpv6_dropped_total",
+                "DHCPv6 messages on the WAN dropped (malformed, unasked for or unusable).",
+                &self.dhcp6_dropped,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -362,6 +444,12 @@ impl Daemon for Firewall {
                 "gateway": a.wan.gateway.map(|x| x.to_string()),
                 "dhcp": phase,
             },
+            "ipv6": {
+                "dhcp6": self.dhcp6_phase.lock().ok().and_then(|p| *p),
+                "address": a.wan6.address.map(|x| x.value.to_string()),
+                "prefix": a.wan6.prefix().map(|x| x.to_string()),
+                "deprecated": a.wan6.deprecated.iter().map(|p| p.net.to_string()).collect::<Vec<_>>(),
+            },
             "counters": counters,
             "missing_interfaces": a.missing,
             "last_error": a.last_error,
@@ -378,21 +466,26 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
     let token = Token::load(&view.control.token_file)?;
     let listen = view.control.listen;
     let dhcp_on = (view.wan.mode == WanMode::Dhcp).then(|| view.wan.interface.clone());
+    let dhcp6_on = view
+        .wan
+        .ipv6
+        .map(|v6| (view.wan.uplink().to_owned(), v6.prefix_hint));
     let pppoe_on = view.wan.mode == WanMode::Pppoe;
     let firewall = Firewall::start(view).await?;
     // One advertiser per IPv6 zone whose interface exists; each reads its prefix from the
     // shared map, so a new view changes what it says (zones added later need a restart).
     let ra_interfaces: Vec<String> = {
         let a = firewall.active.lock().await;
-        advertised(&a.view)
+        a.wan6
+            .adverts(&a.view)
             .into_keys()
             .filter(|i| !a.missing.contains(i))
             .collect()
     };
     for interface in ra_interfaces {
-        let (prefixes, stats) = (firewall.ra_prefixes.clone(), firewall.ra_stats.clone());
+        let (adverts, stats) = (firewall.ra_adverts.subscribe(), firewall.ra_stats.clone());
         tokio::spawn(async move {
-            if let Err(e) = ra_io::run(interface.clone(), prefixes, stats).await {
+            if let Err(e) = ra_io::run(interface.clone(), adverts, stats).await {
                 tracing::error!(%interface, error = %e, "router advertisements stopped");
             }
         });
@@ -402,6 +495,23 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
         tokio::spawn(async move {
             if let Err(e) = crate::dhcp_io::run(interface, fw.clone()).await {
                 tracing::error!(error = %e, "dhcp client stopped");
+                if let Ok(mut a) = fw.active.try_lock() {
+                    a.last_error = Some(e.to_string());
+                }
+            }
+        });
+    }
+    if let Some((interface, hint)) = dhcp6_on {
+        let uplink = interface.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ra_io::solicit_routers(uplink).await {
+                tracing::warn!(error = %e, "cannot solicit the isp's router");
+            }
+        });
+        let fw = firewall.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::dhcp6_io::run(interface, hint, fw.clone()).await {
+                tracing::error!(error = %e, "dhcpv6 client stopped");
                 if let Ok(mut a) = fw.active.try_lock() {
                     a.last_error = Some(e.to_string());
                 }
@@ -420,6 +530,7 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
                         fw.wan_observed(WanState {
                             address: found.map(|(net, _)| net),
                             gateway: found.and_then(|(_, peer)| peer),
+                            delegated: None,
                         })
                         .await;
                     }

@@ -98,7 +98,10 @@ pub fn wan_plan(
     address: Option<Ipv4Net>,
     gateway: Option<Ipv4Addr>,
 ) -> Vec<String> {
-    let mut plan = vec![format!("addr flush dev {interface} scope global")];
+    // IPv4 only (`to 0.0.0.0/0`): the DHCPv6 lease's address stays.
+    let mut plan = vec![format!(
+        "addr flush dev {interface} scope global to 0.0.0.0/0"
+    )];
     if let Some(a) = address {
         plan.push(format!("addr add {a} broadcast + dev {interface}"));
         if let Some(gw) = gateway {
@@ -220,6 +223,12 @@ pub fn ipv6_sysctls(view: &FirewallView, existing: &[String]) -> Vec<(String, &'
     }
     let mut out = vec![("all/forwarding".to_owned(), "1")];
     out.extend(zones.iter().map(|z| (format!("{z}/accept_ra"), "0")));
+    // The ISP's advertisements give the default route; a forwarding interface takes them
+    // only with accept_ra = 2. The WAN alone, so no zone can announce a default route.
+    let wan = view.wan.uplink();
+    if view.wan.ipv6.is_some() && existing.iter().any(|e| e == wan) {
+        out.push((format!("{wan}/accept_ra"), "2"));
+    }
     out
 }
 
@@ -233,9 +242,9 @@ pub fn enable_ipv6(view: &FirewallView, existing: &[String]) -> Result<(), NetEr
         }
         match std::fs::write(&path, format!("{value}\n")) {
             Ok(()) => {}
-            // A forwarding interface ignores advertisements unless accept_ra is 2, so this
-            // one is a second line of defence, not a reason to stop.
-            Err(e) if key.ends_with("/accept_ra") => {
+            // A forwarding interface ignores advertisements unless accept_ra is 2, so on the
+            // zones this is a second line of defence, not a reason to stop.
+            Err(e) if key.ends_with("/accept_ra") && value == "0" => {
                 tracing::warn!(%path, error = %e, "cannot switch off accept_ra");
             }
             Err(source) => return Err(NetError::Sysctl { path, source }),
@@ -256,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn zones_get_their_ipv6_router_address_and_forwarding_without_ras_accepted() {
+    fn zones_get_their_ipv6_router_address_and_forwarding_without_ras_accepted_but_the_wan_does() {
         let mut view = example_view();
         view.zones.retain(|z| z.name != "guest");
         let existing = vec!["lan".to_owned(), "wan".to_owned()];
@@ -271,8 +280,16 @@ mod tests {
             ipv6_sysctls(&view, &existing),
             [
                 ("all/forwarding".to_owned(), "1"),
-                ("lan/accept_ra".to_owned(), "0")
+                ("lan/accept_ra".to_owned(), "0"),
+                ("wan/accept_ra".to_owned(), "2"),
             ]
+        );
+        let mut no_wan_v6 = view.clone();
+        no_wan_v6.wan.ipv6 = None;
+        assert!(
+            !ipv6_sysctls(&no_wan_v6, &existing)
+                .iter()
+                .any(|(k, _)| k.starts_with("wan/"))
         );
         for z in &mut view.zones {
             z.ipv6 = None;
@@ -290,14 +307,14 @@ mod tests {
         assert_eq!(
             plan,
             [
-                "addr flush dev wan scope global",
+                "addr flush dev wan scope global to 0.0.0.0/0",
                 "addr add 203.0.113.7/24 broadcast + dev wan",
                 "route replace default via 203.0.113.1 dev wan",
             ]
         );
         assert_eq!(
             wan_plan("wan", None, None),
-            ["addr flush dev wan scope global"]
+            ["addr flush dev wan scope global to 0.0.0.0/0"]
         );
     }
 }

@@ -33,11 +33,41 @@ pub const MAX_RA_DELAY: Duration = Duration::from_millis(500);
 /// Least time between two multicast advertisements.
 pub const MIN_DELAY_BETWEEN_RAS: Duration = Duration::from_secs(3);
 
+/// Lifetimes of a prefix the ISP delegated are capped (RFC 9096 §3: ND_PREFERRED_LIMIT and
+/// ND_VALID_LIMIT), so hosts drop a prefix that went away with the ISP's next renumbering
+/// within 90 minutes even if they miss the advertisement that deprecates it.
+pub const DELEGATED_PREFERRED_LIMIT: Duration = Duration::from_secs(2_700);
+/// See [`DELEGATED_PREFERRED_LIMIT`].
+pub const DELEGATED_VALID_LIMIT: Duration = Duration::from_secs(5_400);
+
+/// One prefix in an advertisement, with the lifetimes it has at the moment of sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixInfo {
+    /// The /64 (prefix information, flags L and A).
+    pub prefix: Ipv6Net,
+    /// Valid lifetime, seconds.
+    pub valid_lifetime: u32,
+    /// Preferred lifetime, seconds (0: deprecated, hosts form no new connections from it).
+    pub preferred_lifetime: u32,
+}
+
+impl PrefixInfo {
+    /// A prefix of our own (the ULA) with radvd's default lifetimes: valid one day, preferred
+    /// four hours.
+    pub fn ula(prefix: Ipv6Net) -> Self {
+        Self {
+            prefix,
+            valid_lifetime: 86_400,
+            preferred_lifetime: 14_400,
+        }
+    }
+}
+
 /// What one zone's advertisements say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advert {
-    /// The zone's /64 (prefix information, flags L and A).
-    pub prefix: Ipv6Net,
+    /// The zone's prefixes: the ULA /64, the delegated /64 and any being deprecated.
+    pub prefixes: Vec<PrefixInfo>,
     /// The router's MAC on the zone (source link-layer address option), if known.
     pub source_mac: Option<[u8; 6]>,
     /// The link MTU (MTU option), if known.
@@ -45,33 +75,39 @@ pub struct Advert {
     /// How long hosts may use the router as their default router, in seconds (0: not a
     /// default router). Three times MaxRtrAdvInterval by default.
     pub router_lifetime: u16,
-    /// Valid lifetime of the prefix, in seconds.
-    pub valid_lifetime: u32,
-    /// Preferred lifetime of the prefix, in seconds.
-    pub preferred_lifetime: u32,
+    /// The O flag: hosts ask DHCPv6 for other configuration (stateless DHCPv6).
+    pub other_config: bool,
+    /// Recursive DNS servers (RFC 8106 RDNSS), valid for three times MaxRtrAdvInterval.
+    pub dns_servers: Vec<Ipv6Addr>,
+    /// DNS search domains (RFC 8106 DNSSL), names in presentation form.
+    pub search: Vec<String>,
 }
 
+/// Lifetime of the RDNSS and DNSSL options: 3 × MaxRtrAdvInterval (RFC 8106 §5.1).
+pub const DNS_LIFETIME: u32 = 1_800;
+
 impl Advert {
-    /// The advertisement for `prefix` with the usual lifetimes (router 1800 s, prefix valid one
-    /// day and preferred four hours, as radvd's defaults).
-    pub fn for_prefix(prefix: Ipv6Net) -> Self {
+    /// An advertisement of `prefixes` with the usual router lifetime (1800 s) and nothing else.
+    pub fn new(prefixes: Vec<PrefixInfo>) -> Self {
         Self {
-            prefix,
+            prefixes,
             source_mac: None,
             mtu: None,
             router_lifetime: 1800,
-            valid_lifetime: 86_400,
-            preferred_lifetime: 14_400,
+            other_config: false,
+            dns_servers: Vec::new(),
+            search: Vec::new(),
         }
     }
 
     /// The ICMPv6 message (checksum left zero: the kernel fills it in on raw ICMPv6 sockets,
     /// RFC 3542 §3.1).
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(16 + 8 + 8 + 32);
-        // Type, code, checksum; current hop limit 64; flags M=0 O=0; router lifetime;
+        let mut b = Vec::with_capacity(16 + 8 + 8 + 32 * self.prefixes.len() + 64);
+        // Type, code, checksum; current hop limit 64; flags M=0 O; router lifetime;
         // reachable time and retransmission timer unspecified (0).
-        b.extend_from_slice(&[ROUTER_ADVERTISEMENT, 0, 0, 0, 64, 0]);
+        let flags = if self.other_config { 0x40 } else { 0 };
+        b.extend_from_slice(&[ROUTER_ADVERTISEMENT, 0, 0, 0, 64, flags]);
         b.extend_from_slice(&self.router_lifetime.to_be_bytes());
         b.extend_from_slice(&[0; 8]);
         if let Some(mac) = self.source_mac {
@@ -84,15 +120,117 @@ impl Advert {
             b.extend_from_slice(&[5, 1, 0, 0]);
             b.extend_from_slice(&mtu.to_be_bytes());
         }
-        // Prefix information: type 3, length 4 (32 octets), prefix length, L|A, lifetimes,
-        // reserved, prefix.
-        b.extend_from_slice(&[3, 4, self.prefix.prefix_len(), 0xc0]);
-        b.extend_from_slice(&self.valid_lifetime.to_be_bytes());
-        b.extend_from_slice(&self.preferred_lifetime.to_be_bytes());
-        b.extend_from_slice(&[0; 4]);
-        b.extend_from_slice(&self.prefix.network().octets());
+        for p in &self.prefixes {
+            // Prefix information: type 3, length 4 (32 octets), prefix length, L|A,
+            // lifetimes, reserved, prefix.
+            b.extend_from_slice(&[3, 4, p.prefix.prefix_len(), 0xc0]);
+            b.extend_from_slice(&p.valid_lifetime.to_be_bytes());
+            b.extend_from_slice(&p.preferred_lifetime.to_be_bytes());
+            b.extend_from_slice(&[0; 4]);
+            b.extend_from_slice(&p.prefix.network().octets());
+        }
+        if !self.dns_servers.is_empty() {
+            // RDNSS: type 25, length 1 + 2 per address, reserved, lifetime, addresses.
+            let len = u8::try_from(1 + 2 * self.dns_servers.len()).unwrap_or(u8::MAX);
+            b.extend_from_slice(&[25, len, 0, 0]);
+            b.extend_from_slice(&DNS_LIFETIME.to_be_bytes());
+            for a in &self.dns_servers {
+                b.extend_from_slice(&a.octets());
+            }
+        }
+        let names: Vec<u8> = self.search.iter().flat_map(|n| dns_name(n)).collect();
+        if !names.is_empty() {
+            // DNSSL: type 31, reserved, lifetime, the names in DNS wire form, padded with
+            // zeros to a multiple of 8 octets.
+            let padded = (8 + names.len()).div_ceil(8) * 8;
+            b.extend_from_slice(&[31, u8::try_from(padded / 8).unwrap_or(u8::MAX), 0, 0]);
+            b.extend_from_slice(&DNS_LIFETIME.to_be_bytes());
+            b.extend_from_slice(&names);
+            b.resize(b.len() + padded - 8 - names.len(), 0);
+        }
         b
     }
+}
+
+/// A delegated /64 on a zone with its absolute lifetimes (from the ISP's lease, or from the
+/// moment it was withdrawn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delegated {
+    /// The zone's /64 of the delegated prefix.
+    pub prefix: Ipv6Net,
+    /// Until when hosts may prefer it (in the past: deprecated).
+    pub preferred_until: Instant,
+    /// Until when it is valid.
+    pub valid_until: Instant,
+}
+
+/// What one zone advertises, in absolute time; [`ZoneAdvert::advert`] gives the message's
+/// lifetimes at the moment of sending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneAdvert {
+    /// The zone's ULA /64 (always there when the zone has IPv6).
+    pub ula: Option<Ipv6Net>,
+    /// The /64s of delegated prefixes: the current one, and withdrawn ones being deprecated.
+    pub delegated: Vec<Delegated>,
+    /// The O flag (the dhcp VM answers stateless DHCPv6 on this zone).
+    pub other_config: bool,
+    /// RDNSS.
+    pub dns_servers: Vec<Ipv6Addr>,
+    /// DNSSL.
+    pub search: Vec<String>,
+}
+
+fn seconds_left(until: Instant, now: Instant, cap: Duration) -> u32 {
+    let left = until.saturating_duration_since(now).min(cap);
+    u32::try_from(left.as_secs()).unwrap_or(u32::MAX)
+}
+
+impl ZoneAdvert {
+    /// The advertisement to send at `now`: delegated lifetimes count down and are capped
+    /// ([`DELEGATED_VALID_LIMIT`]); a prefix no longer valid is left out.
+    pub fn advert(&self, now: Instant) -> Advert {
+        let mut prefixes: Vec<PrefixInfo> = self.ula.into_iter().map(PrefixInfo::ula).collect();
+        for d in &self.delegated {
+            let valid = seconds_left(d.valid_until, now, DELEGATED_VALID_LIMIT);
+            if valid == 0 {
+                continue;
+            }
+            prefixes.push(PrefixInfo {
+                prefix: d.prefix,
+                valid_lifetime: valid,
+                preferred_lifetime: seconds_left(d.preferred_until, now, DELEGATED_PREFERRED_LIMIT)
+                    .min(valid),
+            });
+        }
+        let mut ad = Advert::new(prefixes);
+        ad.other_config = self.other_config;
+        ad.dns_servers.clone_from(&self.dns_servers);
+        ad.search.clone_from(&self.search);
+        ad
+    }
+}
+
+/// `name` in DNS wire form (labels, then the root), or nothing for a name that does not fit
+/// (the settings validate domains; this only keeps a bad one out of the packet).
+fn dns_name(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.trim_end_matches('.').split('.') {
+        let Ok(len) = u8::try_from(label.len()) else {
+            return Vec::new();
+        };
+        if len == 0 || len > 63 {
+            return Vec::new();
+        }
+        out.push(len);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    if out.len() > 255 { Vec::new() } else { out }
+}
+
+/// A router solicitation (RFC 4861 §4.1) without options (checksum left to the kernel).
+pub fn solicitation() -> [u8; 8] {
+    [ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0]
 }
 
 /// A router solicitation that passed validation.
@@ -235,6 +373,18 @@ impl Schedule {
         true
     }
 
+    /// What the zone advertises changed (a new or withdrawn prefix): advertise it soon, not
+    /// sooner than 3 s after the last multicast advertisement, and again as at start, so a
+    /// host that misses one hears it within seconds.
+    pub fn changed(&mut self, now: Instant) {
+        let mut at = now;
+        if let Some(last) = self.last_multicast {
+            at = at.max(last + MIN_DELAY_BETWEEN_RAS);
+        }
+        self.next_unsolicited = self.next_unsolicited.min(at);
+        self.initial_left = MAX_INITIAL_RTR_ADVERTISEMENTS;
+    }
+
     /// The router could not send (no usable link-local address yet): try again in a second.
     pub fn retry_soon(&mut self, now: Instant) {
         self.next_unsolicited = now + Duration::from_secs(1);
@@ -252,7 +402,7 @@ mod tests {
 
     #[test]
     fn advertisement_bytes_decode_to_prefix_mtu_and_router_lifetime() {
-        let mut ad = Advert::for_prefix(prefix());
+        let mut ad = Advert::new(vec![PrefixInfo::ula(prefix())]);
         ad.source_mac = Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
         ad.mtu = Some(1500);
         let b = ad.encode();
@@ -286,9 +436,137 @@ mod tests {
 
     #[test]
     fn advertisement_without_mac_or_mtu_has_only_the_prefix_option() {
-        let b = Advert::for_prefix(prefix()).encode();
+        let b = Advert::new(vec![PrefixInfo::ula(prefix())]).encode();
         assert_eq!(b.len(), 16 + 32);
         assert_eq!(b[16], 3);
+    }
+
+    #[test]
+    fn our_solicitation_passes_our_own_validation() {
+        assert_eq!(
+            parse_solicitation(ll(), &solicitation()),
+            Ok(Solicitation { source_mac: None })
+        );
+    }
+
+    #[test]
+    fn several_prefixes_the_o_flag_rdnss_and_dnssl_are_encoded() {
+        let mut ad = Advert::new(vec![
+            PrefixInfo::ula(prefix()),
+            PrefixInfo {
+                prefix: "2001:db8:12:1::/64".parse().unwrap(),
+                valid_lifetime: 5_400,
+                preferred_lifetime: 2_700,
+            },
+            PrefixInfo {
+                prefix: "2001:db8:34:1::/64".parse().unwrap(),
+                valid_lifetime: 600,
+                preferred_lifetime: 0,
+            },
+        ]);
+        ad.other_config = true;
+        ad.dns_servers = vec!["fd12:3456:789a:1::1".parse().unwrap()];
+        ad.search = vec!["home.arpa".to_owned()];
+        let b = ad.encode();
+        assert_eq!(b[5], 0x40, "O flag only");
+        let mut options = Vec::new();
+        let mut at = 16;
+        while at < b.len() {
+            let (ty, len) = (b[at], usize::from(b[at + 1]) * 8);
+            assert!(len > 0 && at + len <= b.len(), "option {ty} fits");
+            options.push((ty, b[at..at + len].to_vec()));
+            at += len;
+        }
+        assert_eq!(at, b.len());
+        let pios: Vec<&Vec<u8>> = options.iter().filter(|o| o.0 == 3).map(|o| &o.1).collect();
+        assert_eq!(pios.len(), 3);
+        let deprecated = pios[2];
+        assert_eq!(
+            u32::from_be_bytes(deprecated[4..8].try_into().unwrap()),
+            600
+        );
+        assert_eq!(u32::from_be_bytes(deprecated[8..12].try_into().unwrap()), 0);
+        let rdnss = &options.iter().find(|o| o.0 == 25).unwrap().1;
+        assert_eq!(rdnss.len(), 24);
+        assert_eq!(
+            u32::from_be_bytes(rdnss[4..8].try_into().unwrap()),
+            DNS_LIFETIME
+        );
+        let a: [u8; 16] = rdnss[8..24].try_into().unwrap();
+        assert_eq!(Ipv6Addr::from(a).to_string(), "fd12:3456:789a:1::1");
+        let dnssl = &options.iter().find(|o| o.0 == 31).unwrap().1;
+        assert_eq!(dnssl.len(), 24, "8 + 11 octets of name, padded to 24");
+        assert_eq!(&dnssl[8..19], b"\x04home\x04arpa\x00");
+        assert!(dnssl[19..].iter().all(|&z| z == 0));
+    }
+
+    #[test]
+    fn delegated_lifetimes_count_down_are_capped_and_a_withdrawn_prefix_is_deprecated() {
+        let now = Instant::now();
+        let zone = ZoneAdvert {
+            ula: Some(prefix()),
+            delegated: vec![
+                Delegated {
+                    prefix: "2001:db8:12:1::/64".parse().unwrap(),
+                    preferred_until: now + Duration::from_secs(10_000),
+                    valid_until: now + Duration::from_secs(20_000),
+                },
+                Delegated {
+                    prefix: "2001:db8:34:1::/64".parse().unwrap(),
+                    preferred_until: now - Duration::from_secs(5),
+                    valid_until: now + Duration::from_secs(600),
+                },
+                Delegated {
+                    prefix: "2001:db8:56:1::/64".parse().unwrap(),
+                    preferred_until: now - Duration::from_secs(9),
+                    valid_until: now - Duration::from_secs(1),
+                },
+            ],
+            ..ZoneAdvert::default()
+        };
+        let ad = zone.advert(now);
+        let got: Vec<(String, u32, u32)> = ad
+            .prefixes
+            .iter()
+            .map(|p| (p.prefix.to_string(), p.valid_lifetime, p.preferred_lifetime))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("fd12:3456:789a:1::/64".to_owned(), 86_400, 14_400),
+                ("2001:db8:12:1::/64".to_owned(), 5_400, 2_700),
+                ("2001:db8:34:1::/64".to_owned(), 600, 0),
+            ]
+        );
+        let later = zone.advert(now + Duration::from_secs(9_000));
+        assert_eq!(later.prefixes[1].preferred_lifetime, 1_000);
+        assert_eq!(later.prefixes.len(), 2, "the deprecated one ran out");
+    }
+
+    #[test]
+    fn a_change_brings_the_next_advertisement_forward_but_not_within_3_s_of_the_last() {
+        let now = Instant::now();
+        let mut s = Schedule::new(now, 3);
+        for _ in 0..4 {
+            let at = s.deadline();
+            assert!(s.poll(at));
+        }
+        assert!(
+            s.deadline() - now > Duration::from_secs(100),
+            "in the slow phase"
+        );
+        let sent_at = {
+            let at = s.deadline();
+            assert!(s.poll(at));
+            at
+        };
+        s.changed(sent_at + Duration::from_secs(1));
+        assert_eq!(s.deadline(), sent_at + MIN_DELAY_BETWEEN_RAS);
+        // Then the initial burst again: at most 16 s apart.
+        assert!(s.poll(s.deadline()));
+        assert!(
+            s.deadline() - (sent_at + MIN_DELAY_BETWEEN_RAS) <= MAX_INITIAL_RTR_ADVERT_INTERVAL
+        );
     }
 
     fn ll() -> Ipv6Addr {

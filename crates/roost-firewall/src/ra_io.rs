@@ -7,19 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ipnet::Ipv6Net;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use crate::ra::{Advert, BadSolicitation, Schedule, parse_solicitation};
+use crate::ra::{BadSolicitation, Schedule, ZoneAdvert, parse_solicitation};
 
-/// The /64 each zone interface advertises, shared with the daemon, which updates it when a
-/// new view is applied. An interface missing from the map advertises nothing.
-pub type Prefixes = Arc<Mutex<BTreeMap<String, Ipv6Net>>>;
+/// What each zone interface advertises, published by the daemon whenever a view or the
+/// delegated prefix changes. An interface missing from the map advertises nothing.
+pub type Adverts = tokio::sync::watch::Receiver<BTreeMap<String, ZoneAdvert>>;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -91,6 +90,32 @@ fn socket(interface: &str, index: u32) -> Result<UdpSocket, RaIoError> {
     UdpSocket::from_std(std::net::UdpSocket::from(s)).map_err(fail)
 }
 
+/// Asks the routers on the uplink `interface` to advertise (three router solicitations 4 s
+/// apart, RFC 4861 §6.3.7), once its link-local address is usable. Needed because switching
+/// on forwarding makes the kernel drop the default route it learned as a host, and the
+/// kernel solicits only when the link comes up: without this the router would wait for the
+/// ISP's next unsolicited advertisement (up to 10 minutes) for its IPv6 default route.
+pub async fn solicit_routers(interface: String) -> Result<(), RaIoError> {
+    let index = ifindex(&interface)?;
+    loop {
+        let ready = std::fs::read_to_string("/proc/net/if_inet6")
+            .is_ok_and(|t| link_local_ready(&t, &interface));
+        if ready {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let sock = socket(&interface, index)?;
+    let to = SocketAddrV6::new(ALL_ROUTERS, 0, 0, index);
+    for _ in 0..3 {
+        if let Err(e) = sock.send_to(&crate::ra::solicitation(), to).await {
+            tracing::warn!(%interface, error = %e, "router solicitation not sent");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    Ok(())
+}
+
 /// Whether `interface` has a link-local address that finished duplicate address detection
 /// (`/proc/net/if_inet6`: scope 0x20, neither tentative 0x40 nor dadfailed 0x08).
 pub fn link_local_ready(if_inet6: &str, interface: &str) -> bool {
@@ -110,10 +135,11 @@ fn read_sys(interface: &str, file: &str) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// Advertises on `interface` for ever (the prefix from `prefixes`), answering solicitations.
+/// Advertises on `interface` for ever (what `adverts` says for it), answering solicitations;
+/// a change is advertised within seconds.
 pub async fn run(
     interface: String,
-    prefixes: Prefixes,
+    mut adverts: Adverts,
     stats: Arc<RaStats>,
 ) -> Result<(), RaIoError> {
     let index = ifindex(&interface)?;
@@ -145,27 +171,34 @@ pub async fn run(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(%interface, error = %e, "icmpv6 receive failed"),
             },
+            changed = adverts.changed() => {
+                if changed.is_err() {
+                    // The daemon is gone.
+                    return Ok(());
+                }
+                schedule.changed(Instant::now());
+            }
             () = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 if !schedule.poll(now) {
                     continue;
                 }
-                let prefix = prefixes.lock().ok().and_then(|p| p.get(&interface).copied());
-                let Some(prefix) = prefix else { continue };
+                let zone = adverts.borrow_and_update().get(&interface).cloned();
+                let Some(zone) = zone else { continue };
                 let ready = std::fs::read_to_string("/proc/net/if_inet6")
                     .is_ok_and(|t| link_local_ready(&t, &interface));
                 if !ready {
                     schedule.retry_soon(now);
                     continue;
                 }
-                let mut ad = Advert::for_prefix(prefix);
+                let mut ad = zone.advert(now);
                 ad.source_mac = crate::dhcp_io::mac_of(&interface).ok();
                 ad.mtu = read_sys(&interface, "mtu").and_then(|m| m.parse().ok());
                 let to = SocketAddrV6::new(ALL_NODES, 0, 0, index);
                 match sock.send_to(&ad.encode(), to).await {
                     Ok(_) => {
                         stats.sent.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(%interface, %prefix, "router advertisement sent");
+                        tracing::debug!(%interface, prefixes = ad.prefixes.len(), "router advertisement sent");
                     }
                     Err(e) => {
                         tracing::warn!(%interface, error = %e, "router advertisement not sent");

@@ -22,13 +22,17 @@ pub struct IspServer {
     pub program: PathBuf,
     /// Arguments.
     pub args: Vec<String>,
+    /// Environment.
+    #[serde(skip)]
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// The web server: answers every GET with `client <address>` (what NAT made of the client).
 /// `server_bind` is TCPServer's: HTTPServer's would look up its own name by DNS first.
 pub(crate) const HTTP_SERVER: &str = r#"
-import http.server, socketserver, sys
+import http.server, socket, socketserver, sys
 class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
     server_bind = socketserver.TCPServer.server_bind
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -114,8 +118,9 @@ pub(crate) fn sign_zones(dir: &Path) -> Result<(), LabError> {
 }
 
 /// What each ISP server is, in the order `servers` starts them (for `lab status`; no files).
-pub(crate) fn descriptions() -> [String; 3] {
+pub(crate) fn descriptions() -> [String; 6] {
     let (first, last) = isp::DHCP_RANGE;
+    let (first6, last6) = isp::DHCP6_RANGE;
     [
         format!("dnsmasq: DHCP for the WAN link, {first}-{last}"),
         format!(
@@ -125,7 +130,93 @@ pub(crate) fn descriptions() -> [String; 3] {
             isp::DNS
         ),
         format!("web server on {}:80, answers `client <address>`", isp::HTTP),
+        format!(
+            "kea-dhcp6: addresses {first6}-{last6} and /{} prefixes delegated from {}/{} (then {}/{} after a renumbering)",
+            isp::PD_LENGTH,
+            isp::PD_POOLS[0].0,
+            isp::PD_POOLS[0].1,
+            isp::PD_POOLS[1].0,
+            isp::PD_POOLS[1].1,
+        ),
+        format!(
+            "radvd: the ISP's router {} on {} (managed: addresses by DHCPv6)",
+            isp::GATEWAY6,
+            isp::WAN6
+        ),
+        format!(
+            "web server on [{}]:80, answers `client <address>`",
+            isp::HTTP6
+        ),
     ]
+}
+
+/// Kea's DHCPv6 configuration delegating from `isp::PD_POOLS[pool]`, with short timers so a
+/// renumbering reaches the router within seconds (T1 10 s).
+pub(crate) fn kea6_config(dir: &Path, pool: usize) -> String {
+    let (first, last) = isp::DHCP6_RANGE;
+    let (prefix, len) = isp::PD_POOLS[pool];
+    serde_json::json!({
+        "Dhcp6": {
+            "interfaces-config": { "interfaces": [ISP_WAN_IFNAME] },
+            "data-directory": dir.display().to_string(),
+            "lease-database": {
+                "type": "memfile",
+                "persist": true,
+                "name": dir.join("kea6.leases").display().to_string(),
+                "lfc-interval": 0
+            },
+            "server-id": { "type": "LL", "persist": false },
+            "renew-timer": 10,
+            "rebind-timer": 20,
+            "preferred-lifetime": 40,
+            "valid-lifetime": 60,
+            "option-data": [ { "name": "dns-servers", "data": isp::GATEWAY6.to_string() } ],
+            "subnet6": [ {
+                "id": 1,
+                "subnet": isp::WAN6,
+                "interface": ISP_WAN_IFNAME,
+                "pools": [ { "pool": format!("{first}-{last}") } ],
+                "pd-pools": [ {
+                    "prefix": prefix,
+                    "prefix-len": len,
+                    "delegated-len": isp::PD_LENGTH
+                } ]
+            } ],
+            "loggers": [ {
+                "name": "kea-dhcp6",
+                "output_options": [ { "output": "stdout" } ],
+                "severity": "INFO"
+            } ]
+        }
+    })
+    .to_string()
+}
+
+/// Kea delegating from `pool`, its configuration written under `dir` (its leases dropped
+/// when `fresh`: the ISP forgot the router).
+pub(crate) fn kea6_server(
+    dir: &Path,
+    pool: usize,
+    fresh: bool,
+    description: String,
+) -> Result<IspServer, LabError> {
+    let path = dir.join("kea-dhcp6.json");
+    write(&path, &kea6_config(dir, pool))?;
+    if fresh {
+        for leases in ["kea6.leases", "kea6.leases.2"] {
+            let _ = fs::remove_file(dir.join(leases));
+        }
+    }
+    Ok(IspServer {
+        name: "dhcp6",
+        description,
+        program: "kea-dhcp6".into(),
+        args: vec!["-c".into(), path.display().to_string()],
+        // Kea's pid and lock files go to /run/kea by default.
+        env: ["KEA_PIDFILE_DIR", "KEA_LOCKFILE_DIR"]
+            .map(|k| (k, dir.display().to_string()))
+            .to_vec(),
+    })
 }
 
 /// Writes the servers' files under `dir` and returns how to start each.
@@ -135,7 +226,14 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
         source,
     })?;
     let (first, last) = isp::DHCP_RANGE;
-    let [dhcp_description, dns_description, http_description] = descriptions();
+    let [
+        dhcp_description,
+        dns_description,
+        http_description,
+        dhcp6_description,
+        ra_description,
+        http6_description,
+    ] = descriptions();
     let dhcp = IspServer {
         name: "dhcp",
         description: dhcp_description,
@@ -157,6 +255,7 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
             "--log-dhcp".into(),
             "--log-facility=-".into(),
         ],
+        env: Vec::new(),
     };
 
     let mut zone = format!(
@@ -198,6 +297,7 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
         description: dns_description,
         program: "knotd".into(),
         args: vec!["--config".into(), conf_path.display().to_string()],
+        env: Vec::new(),
     };
 
     let script = http_server_script(dir)?;
@@ -211,6 +311,42 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
             isp::HTTP.to_string(),
             "80".into(),
         ],
+        env: Vec::new(),
     };
-    Ok(vec![dhcp, dns, http])
+    let http6 = IspServer {
+        name: "http6",
+        description: http6_description,
+        program: "python3".into(),
+        args: vec![
+            "-u".into(),
+            script.display().to_string(),
+            isp::HTTP6.to_string(),
+            "80".into(),
+        ],
+        env: Vec::new(),
+    };
+    let dhcp6 = kea6_server(dir, 0, false, dhcp6_description)?;
+    let radvd_conf = dir.join("radvd.conf");
+    write(
+        &radvd_conf,
+        &format!(
+            "interface {ISP_WAN_IFNAME} {{\n  AdvSendAdvert on;\n  AdvManagedFlag on;\n  \
+             AdvOtherConfigFlag on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  \
+             prefix {} {{\n    AdvOnLink on;\n    AdvAutonomous off;\n  }};\n}};\n",
+            isp::WAN6
+        ),
+    )?;
+    let ra = IspServer {
+        name: "radvd",
+        description: ra_description,
+        program: "radvd".into(),
+        args: vec![
+            "--nodaemon".into(),
+            "--logmethod=stderr".into(),
+            format!("--config={}", radvd_conf.display()),
+            format!("--pidfile={}", dir.join("radvd.pid").display()),
+        ],
+        env: Vec::new(),
+    };
+    Ok(vec![dhcp, dns, http, dhcp6, ra, http6])
 }

@@ -81,6 +81,9 @@ pub enum LabError {
     /// The settings are invalid.
     #[error("{0}")]
     Settings(#[from] roost_config::LoadError),
+    /// Something the lab waits for did not happen.
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
     /// A daemon did not become healthy.
     #[error(
         "{service} did not become healthy within {seconds} s ({why}); its log, {log}, ends:\n{tail}"
@@ -389,7 +392,7 @@ impl Lab {
                 &plan::isp_netns(&self.opts.prefix),
                 &program,
                 &server.args,
-                &[],
+                &server.env,
             )?;
         }
         // VMs take longest: start them all first, so they boot while the rest starts.
@@ -567,7 +570,95 @@ impl Lab {
             let via = r.via.to_string();
             netns::ip(&["-n", &r.netns, "route", "replace", "default", "via", &via])?;
         }
+        self.make_isp_ipv6()
+    }
+
+    /// The ISP's IPv6: its router address on the WAN link and its web server's, forwarding
+    /// (radvd advertises only as a router), and the delegation pools routed to the router's
+    /// link-local address on the WAN, as an ISP's edge routes each prefix it delegates.
+    fn make_isp_ipv6(&self) -> Result<(), LabError> {
+        let isp_ns = plan::isp_netns(&self.opts.prefix);
+        let sysctl = find_program(Path::new("sysctl")).display().to_string();
+        netns::ip(&[
+            "netns",
+            "exec",
+            &isp_ns,
+            &sysctl,
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.forwarding=1",
+        ])?;
+        let gateway = format!("{}/64", plan::isp::GATEWAY6);
+        let http = format!("{}/128", plan::isp::HTTP6);
+        netns::ip(&[
+            "-n",
+            &isp_ns,
+            "addr",
+            "replace",
+            &gateway,
+            "dev",
+            plan::ISP_WAN_IFNAME,
+            "nodad",
+        ])?;
+        netns::ip(&["-n", &isp_ns, "addr", "replace", &http, "dev", "lo"])?;
+        let fw = plan::service_netns(&self.opts.prefix, Service::Firewall);
+        let wan = self.settings.firewall_view().wan.interface;
+        // Kea and radvd need the link-local addresses; the firewall's is the route's next hop.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let router = loop {
+            let isp_ready = netns::link_local(&isp_ns, plan::ISP_WAN_IFNAME)?.is_some();
+            if let (true, Some(ll)) = (isp_ready, netns::link_local(&fw, &wan)?) {
+                break ll;
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout(format!(
+                    "link-local addresses on {} and the firewall's {wan}",
+                    plan::ISP_WAN_IFNAME
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        for (prefix, len) in plan::isp::PD_POOLS {
+            netns::ip(&[
+                "-n",
+                &isp_ns,
+                "-6",
+                "route",
+                "replace",
+                &format!("{prefix}/{len}"),
+                "via",
+                &router.to_string(),
+                "dev",
+                plan::ISP_WAN_IFNAME,
+            ])?;
+        }
         Ok(())
+    }
+
+    /// The ISP renumbers the router: its DHCPv6 server restarts delegating from the second
+    /// pool with no memory of the first, so the router's next renewal gets a new prefix and
+    /// the old one back with lifetime 0.
+    pub fn isp_renumber(&self) -> Result<(), LabError> {
+        let dir = self.path("isp");
+        let [.., description, _, _] = isp::descriptions();
+        let server = isp::kea6_server(&dir, 1, true, description)?;
+        let mut record = self.read_record();
+        let name = format!("isp-{}", server.name);
+        let pids: Vec<u32> = record
+            .processes
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| p.pid)
+            .collect();
+        process::stop_all(&pids);
+        self.ensure_process(
+            &mut record,
+            &name,
+            &plan::isp_netns(&self.opts.prefix),
+            &find_program(&server.program),
+            &server.args,
+            &server.env,
+        )
     }
 
     /// Bridges each lab link end in `service`'s namespace with a tap for its VM. The
@@ -721,13 +812,14 @@ impl Lab {
     pub fn can_connect(
         &self,
         from: &str,
-        to: SocketAddrV4,
+        to: impl Into<SocketAddr>,
         timeout: Duration,
     ) -> Result<bool, LabError> {
         let netns = self.netns(from)?;
         self.refuse_inside_vm(&netns)?;
+        let to = to.into();
         netns::within(&netns, move || {
-            TcpStream::connect_timeout(&SocketAddr::V4(to), timeout).is_ok()
+            TcpStream::connect_timeout(&to, timeout).is_ok()
         })
     }
 
@@ -751,9 +843,10 @@ impl Lab {
     pub fn http_get(
         &self,
         from: &str,
-        to: SocketAddrV4,
+        to: impl Into<SocketAddr>,
         path: &str,
     ) -> Result<(u16, String), LabError> {
+        let to = to.into();
         let netns = self.netns(from)?;
         self.refuse_inside_vm(&netns)?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
@@ -1069,9 +1162,9 @@ fn tail(path: &Path) -> String {
 
 /// One HTTP/1.1 exchange on a fresh connection; returns the status code and body. Bounded in
 /// time and size.
-fn http_exchange(addr: SocketAddrV4, request: &str) -> std::io::Result<(u16, String)> {
+fn http_exchange(addr: impl Into<SocketAddr>, request: &str) -> std::io::Result<(u16, String)> {
     let timeout = Duration::from_secs(2);
-    let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)?;
+    let mut stream = TcpStream::connect_timeout(&addr.into(), timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.write_all(request.as_bytes())?;

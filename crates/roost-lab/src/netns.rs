@@ -89,6 +89,25 @@ pub(crate) fn link_exists(netns: &str, ifname: &str) -> bool {
     ip(&["-n", netns, "link", "show", "dev", ifname]).is_ok()
 }
 
+/// The link-local address of `ifname` in `netns` once duplicate address detection is done
+/// with it.
+pub(crate) fn link_local(
+    netns: &str,
+    ifname: &str,
+) -> Result<Option<std::net::Ipv6Addr>, LabError> {
+    let out = ip(&[
+        "-j", "-6", "-n", netns, "addr", "show", "dev", ifname, "scope", "link",
+    ])?;
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    Ok(json
+        .get(0)
+        .and_then(|l| l["addr_info"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a.get("tentative").is_none())
+        .find_map(|a| a["local"].as_str()?.parse().ok()))
+}
+
 /// Runs `f` on a thread that has entered namespace `name`, so sockets it opens live there.
 pub(crate) fn within<T: Send + 'static>(
     name: &str,

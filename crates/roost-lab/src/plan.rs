@@ -9,7 +9,7 @@ use roost_config::{Service, Settings};
 
 /// The ISP side: documentation addresses only (RFC 5737), never a real one.
 pub mod isp {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     /// The ISP's gateway on the WAN link.
     pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
@@ -31,6 +31,20 @@ pub mod isp {
     /// A signed zone below [`ZONE`] whose DS in the parent matches none of its keys: every
     /// answer from it is bogus to a validating resolver (its `www` is [`HTTP`] too).
     pub const BOGUS_ZONE: &str = "bogus.isp.test";
+
+    /// The ISP's router on the WAN link's IPv6 /64 (RFC 3849 documentation prefix).
+    pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1);
+    /// The WAN link's /64 (addresses by DHCPv6 only: the ISP's advertisements say M).
+    pub const WAN6: &str = "2001:db8:0:1::/64";
+    /// Addresses the ISP's DHCPv6 server hands out on the WAN link (IA_NA).
+    pub const DHCP6_RANGE: (&str, &str) = ("2001:db8:0:1::1000", "2001:db8:0:1::1fff");
+    /// The ISP's IPv6 web server (answers `client <address>` as [`HTTP`] does).
+    pub const HTTP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x80);
+    /// The pools the ISP delegates /56s from: the first at `up`, the second after
+    /// `Lab::isp_renumber` (the ISP "changes the customer's prefix").
+    pub const PD_POOLS: [(&str, u8); 2] = [("2001:db8:1200::", 40), ("2001:db8:3400::", 40)];
+    /// The length of the delegated prefixes.
+    pub const PD_LENGTH: u8 = 56;
 }
 
 /// One end of a veth pair.

@@ -452,8 +452,38 @@ fn reports_a_ula_prefix_outside_fd00_or_not_a_48() {
 #[test]
 fn reports_an_ipv6_index_out_of_range() {
     let text = with_ula("fd12:3456:789a::/48")
-        .replace("reach = [\"wan\"]", "reach = [\"wan\"]\nipv6_index = 65536");
-    assert_reports(&text, "zones.lan.ipv6_index", "ipv6_index", "0..=65535");
+        .replace("reach = [\"wan\"]", "reach = [\"wan\"]\nipv6_index = 65535");
+    assert_reports(&text, "zones.lan.ipv6_index", "ipv6_index", "0..=65534");
+}
+
+fn with_wan_ipv6(text: &str, table: &str) -> String {
+    text.replace(
+        "mode = \"dhcp\"\n",
+        &format!("mode = \"dhcp\"\n\n[wan.ipv6]\n{table}\n"),
+    )
+}
+
+#[test]
+fn accepts_wan_ipv6_with_a_ula_prefix_and_defaults_the_hint_to_56() {
+    let s = Settings::from_toml(
+        "roost.toml",
+        &with_wan_ipv6(&with_ula("fd12:3456:789a::/48"), ""),
+    )
+    .unwrap();
+    assert_eq!(s.wan.ipv6.unwrap().prefix_hint, 56);
+    assert_eq!(s.firewall_view().wan.ipv6, s.wan.ipv6);
+}
+
+#[test]
+fn reports_a_prefix_hint_out_of_range() {
+    let text = with_wan_ipv6(&with_ula("fd12:3456:789a::/48"), "prefix_hint = 72");
+    assert_reports(&text, "wan.ipv6.prefix_hint", "prefix_hint", "48 to 64");
+}
+
+#[test]
+fn reports_wan_ipv6_without_a_ula_prefix() {
+    let text = with_wan_ipv6(MINIMAL, "prefix_hint = 60");
+    assert_reports(&text, "wan.ipv6", "[wan.ipv6]", "router.ula_prefix");
 }
 
 #[test]

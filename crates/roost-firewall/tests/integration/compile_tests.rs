@@ -13,6 +13,7 @@ pub(crate) fn example_wan() -> WanState {
     WanState {
         address: Some("203.0.113.2/24".parse().unwrap()),
         gateway: Some("203.0.113.1".parse().unwrap()),
+        delegated: Some("2001:db8:1200::/56".parse().unwrap()),
     }
 }
 
@@ -56,11 +57,16 @@ fn example_ruleset_without_wan_address_matches_golden_file() {
 /// The example settings with a PPPoE uplink.
 pub(crate) fn pppoe_settings() -> Settings {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/roost.toml");
-    let text = std::fs::read_to_string(path).unwrap().replacen(
-        "mode = \"dhcp\"",
-        "mode = \"pppoe\"\npppoe = { username = \"alice@isp\", password_file = \"/var/lib/roost/firewall/pppoe-password\", service_name = \"fiber\" }",
-        1,
-    );
+    // DHCPv6 over PPPoE is refused by validation: no [wan.ipv6] here.
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replacen("[wan.ipv6]\n", "", 1)
+        .replacen("prefix_hint = 56\n", "", 1)
+        .replacen(
+            "mode = \"dhcp\"",
+            "mode = \"pppoe\"\npppoe = { username = \"alice@isp\", password_file = \"/var/lib/roost/firewall/pppoe-password\", service_name = \"fiber\" }",
+            1,
+        );
     Settings::from_toml("roost.toml", &text).unwrap()
 }
 
@@ -176,10 +182,27 @@ fn ipv6_sources_must_be_in_the_zone_64_and_a_zone_without_ipv6_forwards_none() {
     guest.ipv6 = None;
     let r = compile(&view, &example_wan()).unwrap();
     let forward = chain(r.text(), "forward");
+    // The zone's ULA /64 and its /64 of the delegated prefix (index 1 of 2001:db8:1200::/56).
     assert!(
-        forward.contains("iifname \"lan\" ip6 saddr != fd12:3456:789a:1::/64 drop"),
+        forward.contains(
+            "iifname \"lan\" ip6 saddr != { fd12:3456:789a:1::/64, 2001:db8:1200:1::/64 } drop"
+        ),
         "{forward}"
     );
+    // Before a prefix is delegated, the ULA /64 alone.
+    let no_prefix = WanState {
+        delegated: None,
+        ..example_wan()
+    };
+    let forward_ula = chain(compile(&view, &no_prefix).unwrap().text(), "forward").to_owned();
+    assert!(
+        forward_ula.contains("iifname \"lan\" ip6 saddr != fd12:3456:789a:1::/64 drop"),
+        "{forward_ula}"
+    );
+    // ULA sources never leave through the WAN, refused so hosts fall back at once.
+    assert!(forward.contains(
+        "oifname \"wan\" ip6 saddr fc00::/7 reject with icmpv6 type policy-fail"
+    ));
     assert!(forward.contains("iifname \"guest\" meta nfproto ipv6 drop"));
     // Each check comes before the zone's jump, so no v6 packet gets to `reach` unchecked.
     let check = forward

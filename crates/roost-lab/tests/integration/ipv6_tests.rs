@@ -221,3 +221,230 @@ fn lab_ipv6_guest_reaches_neither_the_lan_nor_iot() {
     slaac_address(&t, &peer, "lan");
     assert!(connects6(&t, &peer, lan, 8080, ALLOWED), "peer -> lan");
 }
+
+/// The ISP's delegated prefix as the firewall reports it on `/state`, once it has one.
+fn delegated_prefix(t: &TestLab) -> Ipv6Net {
+    wait_for("a delegated prefix", Duration::from_secs(20), || {
+        let (_, state) = t.lab.control_get(Service::Firewall, "/state").ok()?;
+        let state: serde_json::Value = serde_json::from_str(&state).ok()?;
+        state["ipv6"]["prefix"].as_str()?.parse().ok()
+    })
+}
+
+/// The zone's /64 of the delegated prefix `prefix`.
+fn global_subnet(t: &TestLab, zone: &str, prefix: Ipv6Net) -> Ipv6Net {
+    t.lab
+        .settings()
+        .zone_ipv6(zone)
+        .unwrap()
+        .delegated_subnet(prefix)
+        .unwrap()
+}
+
+fn global_address(t: &TestLab, name: &str, subnet: Ipv6Net) -> Ipv6Addr {
+    let netns = t.lab.netns(name).unwrap();
+    wait_for(
+        &format!("an address in {subnet} in {netns}"),
+        Duration::from_secs(40),
+        || addresses_in(&netns, "eth0", subnet).into_iter().next(),
+    )
+}
+
+/// `GET /` of the ISP's IPv6 web server from `name`: the address it saw.
+fn isp_sees(t: &TestLab, name: &str) -> Option<String> {
+    let to = SocketAddr::V6(SocketAddrV6::new(roost_lab::plan::isp::HTTP6, 80, 0, 0));
+    let (code, body) = t.lab.http_get(name, to, "/").ok()?;
+    (code == 200).then(|| body.trim().to_owned())
+}
+
+#[test]
+fn lab_ipv6_lan_client_gets_a_global_address_from_the_delegated_prefix_and_reaches_the_isp() {
+    let t = TestLab::up("v6d");
+    let prefix = delegated_prefix(&t);
+    assert_eq!(
+        prefix.to_string(),
+        "2001:db8:1200::/56",
+        "the first /56 of the ISP's pool"
+    );
+    let lan = global_subnet(&t, "lan", prefix);
+    assert_eq!(
+        lan.to_string(),
+        "2001:db8:1200:1::/64",
+        "index 1 of the prefix"
+    );
+    let client = global_address(&t, "client-lan", lan);
+    // No NAT for IPv6: the ISP sees the client's own global address.
+    let seen = wait_for("the ISP's v6 web server", Duration::from_secs(10), || {
+        isp_sees(&t, "client-lan")
+    });
+    assert_eq!(seen, format!("client {client}"));
+    // The router's WAN has the ISP's address (IA_NA) and the default route from its RA.
+    let fw = t.lab.netns("fw").unwrap();
+    let wan = addresses_in(&fw, "wan", "2001:db8:0:1::/64".parse().unwrap());
+    assert_eq!(wan.len(), 1, "{wan:?}");
+    let routes = ip6_json(&fw, &["route", "show", "default"]);
+    assert_eq!(routes[0]["protocol"].as_str(), Some("ra"), "{routes}");
+    // The rest of the /56 is unreachable, not sent back to the ISP (RFC 7084 WPD-5).
+    let unreachable = ip6_json(&fw, &["route", "show", "type", "unreachable"]);
+    assert_eq!(
+        unreachable[0]["dst"].as_str(),
+        Some("2001:db8:1200::/56"),
+        "{unreachable}"
+    );
+    let unused = Command::new("ip")
+        .args(["-n", &fw, "-6", "route", "get", "2001:db8:1200:99::1"])
+        .output()
+        .unwrap();
+    assert!(!unused.status.success(), "a /64 no zone uses has a route");
+    // The ULA address is kept for local traffic, and never leaves through the WAN.
+    let ula = slaac_address(&t, "client-lan", "lan");
+    let iot = slaac_address(&t, "client-iot", "iot");
+    let _iot_listener = listen6(&t, "client-iot", iot, 8080);
+    assert!(
+        connects6(&t, "client-lan", iot, 8080, ALLOWED),
+        "lan -> iot over ULA"
+    );
+    let client_ns = t.lab.netns("client-lan").unwrap();
+    let from_ula = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &client_ns,
+            "curl",
+            "-s",
+            "-m",
+            "2",
+            "--interface",
+        ])
+        .arg(ula.to_string())
+        .arg(format!("http://[{}]/", roost_lab::plan::isp::HTTP6))
+        .output()
+        .unwrap();
+    assert!(!from_ula.status.success(), "a ULA source reached the ISP");
+}
+
+#[test]
+fn lab_ipv6_the_isp_cannot_open_a_connection_to_a_lan_client_that_can_open_one_to_the_isp() {
+    let t = TestLab::up("v6e");
+    let prefix = delegated_prefix(&t);
+    let client = global_address(&t, "client-lan", global_subnet(&t, "lan", prefix));
+    let _listener = listen6(&t, "client-lan", client, 8080);
+    let isp_listener = listen6(&t, "isp", roost_lab::plan::isp::HTTP6, 8081);
+    assert!(
+        connects6(&t, "client-lan", roost_lab::plan::isp::HTTP6, 8081, ALLOWED),
+        "lan -> isp"
+    );
+    assert!(
+        !connects6(&t, "isp", client, 8080, DENIED),
+        "the ISP opened a connection to a LAN client"
+    );
+    assert!(!pings6(&t, "isp", client), "the ISP pinged a LAN client");
+    drop(isp_listener);
+    // Garbage to the router's DHCPv6 client port is counted and dropped; the lease stays.
+    let fw = t.lab.netns("fw").unwrap();
+    let wan_ll = addresses_in(&fw, "wan", "fe80::/64".parse().unwrap())[0];
+    let isp = t.lab.netns("isp").unwrap();
+    let target = SocketAddr::V6(SocketAddrV6::new(wan_ll, 546, 0, 0));
+    let out = Command::new("ip")
+        .args(["-j", "-n", &isp, "link", "show", "dev", "isp0"])
+        .output()
+        .unwrap();
+    let link: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let index = u32::try_from(link[0]["ifindex"].as_u64().unwrap()).unwrap();
+    // From port 547 of a link-local address of its own (Kea has the ISP's).
+    let status = Command::new("ip")
+        .args([
+            "-n",
+            &isp,
+            "addr",
+            "add",
+            "fe80::bad/64",
+            "dev",
+            "isp0",
+            "nodad",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    in_netns(&isp, move || {
+        let from = SocketAddrV6::new("fe80::bad".parse().unwrap(), 547, 0, index);
+        let sock = std::net::UdpSocket::bind(from).unwrap();
+        let SocketAddr::V6(mut to) = target else {
+            unreachable!()
+        };
+        to.set_scope_id(index);
+        for bytes in [&[7u8, 1, 2][..], &[0xff; 600], &[2, 0, 0, 1, 0, 1, 0, 200]] {
+            sock.send_to(bytes, to).unwrap();
+        }
+    });
+    let dropped = wait_for("dhcpv6 drops counted", Duration::from_secs(5), || {
+        let (_, m) = t.lab.control_get(Service::Firewall, "/metrics").ok()?;
+        let n = metric(&m, "roost_firewall_dhcpv6_dropped_total");
+        (n >= 3).then_some(n)
+    });
+    assert!(dropped >= 3);
+    // The next renewal (T1 is 10 s at the lab's ISP) still works.
+    std::thread::sleep(Duration::from_secs(12));
+    let (_, state) = t.lab.control_get(Service::Firewall, "/state").unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(
+        state["ipv6"]["prefix"].as_str(),
+        Some(prefix.to_string().as_str())
+    );
+    assert_eq!(state["ipv6"]["dhcp6"].as_str(), Some("bound"), "{state}");
+}
+
+#[test]
+fn lab_ipv6_after_the_isp_renumbers_clients_move_to_the_new_prefix_and_the_old_is_deprecated() {
+    let t = TestLab::up("v6f");
+    let old_prefix = delegated_prefix(&t);
+    let old_subnet = global_subnet(&t, "lan", old_prefix);
+    let old = global_address(&t, "client-lan", old_subnet);
+    t.lab.isp_renumber().unwrap();
+    let renumbered = Instant::now();
+    let new_prefix = wait_for("the new prefix", Duration::from_secs(30), || {
+        let p = delegated_prefix(&t);
+        (p != old_prefix).then_some(p)
+    });
+    assert_eq!(new_prefix.to_string(), "2001:db8:3400::/56");
+    let new_subnet = global_subnet(&t, "lan", new_prefix);
+    let new = global_address(&t, "client-lan", new_subnet);
+    // Bounded: T1 (10 s) plus an advertisement within 3 s plus duplicate address detection.
+    assert!(
+        renumbered.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        renumbered.elapsed()
+    );
+    // The old address is deprecated, not yet gone (its valid lifetime counts down).
+    let client_ns = t.lab.netns("client-lan").unwrap();
+    let addrs = ip6_json(&client_ns, &["addr", "show", "dev", "eth0"]);
+    let old_info = addrs[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["local"].as_str() == Some(old.to_string().as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("the old address is gone at once: {addrs}"));
+    assert_eq!(
+        old_info["preferred_life_time"].as_u64(),
+        Some(0),
+        "{old_info}"
+    );
+    // New connections come from the new address, and traffic works again.
+    let seen = wait_for(
+        "the ISP's v6 web server again",
+        Duration::from_secs(10),
+        || isp_sees(&t, "client-lan"),
+    );
+    assert_eq!(seen, format!("client {new}"));
+    let (_, state) = t.lab.control_get(Service::Firewall, "/state").unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(
+        state["ipv6"]["deprecated"][0].as_str(),
+        Some(old_prefix.to_string().as_str()),
+        "{state}"
+    );
+    // The router no longer holds its address in the old /64.
+    let fw = t.lab.netns("fw").unwrap();
+    assert!(addresses_in(&fw, "lan", old_subnet).is_empty());
+}

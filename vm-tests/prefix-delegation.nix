@@ -1,0 +1,106 @@
+# Verifies IPv6 from the ISP (docs/adr/0009-ipv6-zones.md): the firewall asks the ISP's Kea by
+# DHCPv6 for an address and a /56, gives the LAN the /64 at its index (1), and LAN clients form
+# global addresses by SLAAC beside their ULA ones and reach the ISP's v6 web server without NAT;
+# the ISP cannot open a connection to them; when the ISP renumbers (Kea restarted on another
+# pool with no leases), the router takes the new prefix at its next renewal and clients move to
+# it while the old address is deprecated. The ISP routes its pools to the router's link-local
+# address, as its edge routes each prefix it delegates (the lab does the same).
+# Mirrors: lab_ipv6_lan_client_gets_a_global_address_from_the_delegated_prefix_and_reaches_the_isp
+# Mirrors: lab_ipv6_the_isp_cannot_open_a_connection_to_a_lan_client_that_can_open_one_to_the_isp
+# Mirrors: lab_ipv6_after_the_isp_renumbers_clients_move_to_the_new_prefix_and_the_old_is_deprecated
+{ pkgs, roostModule }:
+let
+  nodes = import ./lib.nix { inherit pkgs roostModule; };
+  kea = pool: {
+    interfaces-config.interfaces = [ "eth1" ];
+    lease-database = { type = "memfile"; persist = true; name = "/var/lib/kea/dhcp6.leases"; };
+    renew-timer = 10;
+    rebind-timer = 20;
+    preferred-lifetime = 40;
+    valid-lifetime = 60;
+    subnet6 = [{
+      id = 1;
+      subnet = "2001:db8:0:1::/64";
+      interface = "eth1";
+      pools = [{ pool = "2001:db8:0:1::1000-2001:db8:0:1::1fff"; }];
+      pd-pools = [{ prefix = pool; prefix-len = 40; delegated-len = 56; }];
+    }];
+  };
+  renumbered = pkgs.writeText "kea-dhcp6-renumbered.json"
+    (builtins.toJSON { Dhcp6 = kea "2001:db8:3400::"; });
+in
+pkgs.testers.runNixOSTest {
+  name = "vm-prefix-delegation";
+  nodes = {
+    isp = { ... }: {
+      imports = [ nodes.isp ];
+      boot.kernel.sysctl."net.ipv6.conf.all.forwarding" = 1;
+      networking.interfaces.eth1.ipv6.addresses = [
+        { address = "2001:db8:0:1::1"; prefixLength = 64; }
+        { address = "2001:db8:ffff::80"; prefixLength = 128; }
+      ];
+      services.nginx.virtualHosts.isp6 = {
+        listen = [{ addr = "[2001:db8:ffff::80]"; port = 80; }];
+        locations."/".return = ''200 "client $remote_addr\n"'';
+      };
+      services.kea.dhcp6 = { enable = true; settings = kea "2001:db8:1200::"; };
+      services.radvd = {
+        enable = true;
+        config = ''
+          interface eth1 {
+            AdvSendAdvert on;
+            AdvManagedFlag on;
+            AdvOtherConfigFlag on;
+            MinRtrAdvInterval 3;
+            MaxRtrAdvInterval 10;
+            prefix 2001:db8:0:1::/64 { AdvOnLink on; AdvAutonomous off; };
+          };
+        '';
+      };
+    };
+    inherit (nodes) router;
+    lan = { ... }: {
+      imports = [ (nodes.client { address = "192.168.1.99"; }) ];
+      networking.enableIPv6 = true;
+      networking.tempAddresses = "disabled";
+    };
+  };
+  testScript = ''
+    def address(machine, prefix):
+        cmd = f"ip -6 -o addr show scope global -tentative | grep -o '{prefix}:[0-9a-f:]*' | head -1"
+        machine.wait_until_succeeds(f"test -n \"$({cmd})\"", timeout=120)
+        return machine.succeed(cmd).strip()
+
+    def route_pools():
+        # The router's WAN is a router (forwarding), so the ISP's neighbour entry says so.
+        isp.wait_until_succeeds("ip -6 neigh show dev eth1 | grep -q 'fe80.* router'", timeout=120)
+        ll = isp.succeed("ip -6 neigh show dev eth1 | awk '/fe80.* router/ {print $1; exit}'").strip()
+        for pool in ("2001:db8:1200::/40", "2001:db8:3400::/40"):
+            isp.succeed(f"ip -6 route replace {pool} via {ll} dev eth1")
+
+    start_all()
+    isp.wait_for_unit("kea-dhcp6-server.service")
+    router.wait_for_unit("microvms.target")
+    lan.succeed("python3 -m http.server --bind :: 8080 >/dev/null 2>&1 &")
+
+    with subtest("the LAN client gets a global address from the delegated prefix and reaches the ISP"):
+        isp.wait_until_succeeds("grep -q '2001:db8:1200::' /var/lib/kea/dhcp6.leases", timeout=120)
+        route_pools()
+        client = address(lan, "2001:db8:1200:1")
+        lan.wait_until_succeeds(f"curl -sf -m 3 'http://[2001:db8:ffff::80]/' | grep -qx 'client {client}'", timeout=60)
+        # The ULA stays for local traffic.
+        address(lan, "fd12:3456:789a:1")
+
+    with subtest("the ISP cannot open a connection to a LAN client that can open one to the ISP"):
+        lan.succeed("curl -sf -m 3 'http://[2001:db8:ffff::80]/'")
+        isp.fail(f"nc -6 -z -w2 {client} 8080")
+
+    with subtest("after the ISP renumbers, clients move to the new prefix and the old is deprecated"):
+        old = client
+        isp.succeed("systemctl stop kea-dhcp6-server.service && rm -f /var/lib/kea/dhcp6.leases*")
+        isp.succeed("systemd-run --unit kea-renumbered ${pkgs.kea}/bin/kea-dhcp6 -c ${renumbered}")
+        new = address(lan, "2001:db8:3400:1")
+        lan.succeed(f"ip -6 addr show | grep -A1 '{old}' | grep -q 'preferred_lft 0sec'")
+        lan.wait_until_succeeds(f"curl -sf -m 3 'http://[2001:db8:ffff::80]/' | grep -qx 'client {new}'", timeout=60)
+  '';
+}
