@@ -2,8 +2,8 @@
 //! -> reply`.
 //!
 //! Zones with IPv6 get their addresses by SLAAC from the firewall's router advertisements
-//! (ADR 0009); the RAs carry the O flag, so hosts ask here for the rest with an
-//! INFORMATION-REQUEST. [`Core6::handle`] answers it with a REPLY that carries the client's
+//! (ADR 0009); with the O flag in them (once DNS over IPv6 works) hosts ask here for the rest
+//! with an INFORMATION-REQUEST. [`Core6::handle`] answers it with a REPLY that carries the client's
 //! transaction id, our Server Identifier (a DUID-LL from the interface's MAC, [`duid_ll`]), the
 //! client's Client Identifier when it sent one, the zone's resolver (option 23, the router's
 //! v6 address in the zone), the domain search list (option 24, the view's `domain`) and an
