@@ -53,6 +53,7 @@ pub fn certificate_files(
         move |source| TlsError::Io { path, source }
     };
     fs::create_dir_all(&dir).map_err(io(&dir))?;
+    sync_dir(state_dir).map_err(io(state_dir))?;
     let mut names = vec![
         settings.router.hostname.clone(),
         format!("{}.{}", settings.router.hostname, settings.router.domain),
@@ -88,7 +89,14 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    fs::rename(&tmp, path)
+    fs::rename(&tmp, path)?;
+    // The rename must reach the disk too: after a power cut the pair would else be made
+    // again, and a pinned fingerprint would no longer match.
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 /// A TLS acceptor for `cert` and `key` (PEM).
