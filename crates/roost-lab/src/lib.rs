@@ -993,6 +993,21 @@ impl Lab {
                 Ok((code, body)) => why = format!("HTTP {code}: {}", body.trim()),
                 Err(e) => why = e.to_string(),
             }
+            // A daemon that exited (or a VM that powered off) will not answer: say so now.
+            let gone = self
+                .read_record()
+                .processes
+                .iter()
+                .find(|p| p.name == service.name())
+                .is_some_and(|p| !netns::runs_in(p.pid, &p.netns));
+            if gone {
+                let log = self.path(&format!("logs/{}.log", service.name()));
+                return Err(LabError::Exited {
+                    name: service.name().to_owned(),
+                    tail: tail(&log),
+                    log,
+                });
+            }
             if Instant::now() >= deadline {
                 let log = self.path(&format!("logs/{}.log", service.name()));
                 return Err(LabError::Unhealthy {

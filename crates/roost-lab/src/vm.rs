@@ -10,8 +10,10 @@
 //! The kernel, the modules, busybox and the binaries come from `scripts/vm-assets` (a cache
 //! directory, never the repository). At `up` the lab appends a small cpio archive to the
 //! service's base initramfs with `/etc/roost/<service>.toml` and the files the view refers to
-//! (its tokens, trust anchor, blocklists) at their own paths, and keeps a raw ext4 state disk
-//! per VM in `<state>/var/<service>.ext4` (kept by `down` unless `--purge`).
+//! (its tokens, the peers' tokens, trust anchor, blocklists, TLS files) at their own paths, and
+//! keeps a raw ext4 state disk per VM in `<state>/var/<service>.ext4` (kept by `down` unless
+//! `--purge`): what a daemon writes (dhcp's lease journal, the broker's retained messages, the
+//! web's settings versions and self-signed certificate) lives on it.
 //!
 //! Everything here but `prepare` (files, mke2fs) is pure and unit-tested.
 
@@ -23,9 +25,10 @@ use roost_config::Service;
 use crate::LabError;
 use crate::plan::Plan;
 
-/// The services that run in VMs in VM mode; the others stay processes in their namespaces
-/// (the firewall needs `nft` and its libraries inside the guest first).
-pub const VM_SERVICES: &[Service] = &[Service::Dns, Service::Dhcp];
+/// The services that run in VMs in VM mode; the others stay processes in their
+/// namespaces (the firewall needs `nft`, its libraries and the nf_tables modules inside the
+/// guest first, and the lab a management path that does not pass through it).
+pub const VM_SERVICES: &[Service] = &[Service::Dns, Service::Dhcp, Service::Mqtt, Service::Web];
 
 /// Guest memory per VM, MiB.
 pub const MEMORY_MIB: u32 = 128;
@@ -424,6 +427,25 @@ mod tests {
         // The file's header: regular file with mode 0600, six bytes.
         assert!(text.contains(&format!("{:08x}", 0o100_600)));
         assert!(text.contains(&format!("{:08x}", 6)));
+    }
+
+    #[test]
+    fn web_vm_gets_its_own_token_and_every_peer_token_it_pushes_with() {
+        let mut s = example();
+        s.services.token_dir = PathBuf::from("/lab/tokens");
+        let view: toml::Value = toml::from_str(&s.render_view(Service::Web)).unwrap();
+        let paths = referenced_paths(&view);
+        assert!(
+            paths.contains(&PathBuf::from("/lab/tokens/web")),
+            "{paths:?}"
+        );
+        for peer in s.web_view().peers {
+            assert!(
+                paths.contains(&peer.token_file),
+                "{:?}: {paths:?}",
+                peer.service
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The lab's VM mode (ADR 0010): dns and dhcp boot in their own aarch64 VM inside their
-//! namespace, and their state disks outlive the lab. The VM-only test needs `ROOST_LAB_VM=1`
+//! The lab's VM mode (ADR 0010): dns, dhcp, mqtt and web boot in their own aarch64 VM inside
+//! their namespace, and their state disks outlive the lab. The VM-only test needs `ROOST_LAB_VM=1`
 //! (after `scripts/vm-assets`); without it, it says so and passes. With it set, missing assets
 //! fail it like every other lab test.
 
@@ -36,8 +36,8 @@ fn ipv4_addresses(ns: &str) -> Vec<String> {
 }
 
 #[test]
-fn vm_mode_boots_dns_and_dhcp_in_their_own_vm_and_status_shows_boot_time_and_memory() {
-    if !vm_mode_or_skip("vm_mode_boots_dns_and_dhcp_in_their_own_vm") {
+fn vm_mode_boots_each_vm_service_in_its_own_vm_and_status_shows_boot_time_and_memory() {
+    if !vm_mode_or_skip("vm_mode_boots_each_vm_service_in_its_own_vm") {
         return;
     }
     let t = TestLab::up("vm");
@@ -95,4 +95,55 @@ fn lease_survives_lab_down_and_up_again() {
     assert_eq!(l["mac"], "02:00:00:00:04:01", "{l}");
     assert_eq!(l["state"], "bound", "{l}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What `https://192.168.1.1/` answers a LAN client: status and redirect target.
+fn web_root(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-sk",
+            "-m",
+            "10",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-w", "%{http_code} %{redirect_url}", "https://192.168.1.1/"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The SHA-256 fingerprint of the certificate the web UI presents to a LAN client.
+fn web_certificate(ns: &str) -> String {
+    let script = "openssl s_client -connect 192.168.1.1:443 </dev/null 2>/dev/null \
+                  | openssl x509 -noout -fingerprint -sha256";
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(text.contains("Fingerprint="), "no certificate: {text}");
+    text
+}
+
+/// Both modes: the web daemon's state (in VM mode its state disk) is kept by `down` without
+/// `--purge`: the password set on the first-run page (a settings version in its store) and
+/// its self-signed certificate are still there in a whole new lab (and VM).
+#[test]
+fn web_password_and_certificate_survive_lab_down_and_up_again() {
+    let t = TestLab::up("wd");
+    let lan = t.lab.netns("client-lan").unwrap();
+    assert_eq!(web_root(&lan), "303 https://192.168.1.1/setup");
+    drop(crate::web_tests::Admin::first_run(&t));
+    assert_eq!(web_root(&lan), "303 https://192.168.1.1/login");
+    let certificate = web_certificate(&lan);
+
+    t.lab.down(false).unwrap();
+    t.lab.up().unwrap();
+    assert_eq!(web_root(&lan), "303 https://192.168.1.1/login");
+    assert_eq!(web_certificate(&lan), certificate);
 }
