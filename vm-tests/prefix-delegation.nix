@@ -8,8 +8,13 @@
 # Mirrors: lab_ipv6_lan_client_gets_a_global_address_from_the_delegated_prefix_and_reaches_the_isp
 # Mirrors: lab_ipv6_the_isp_cannot_open_a_connection_to_a_lan_client_that_can_open_one_to_the_isp
 # Mirrors: lab_ipv6_after_the_isp_renumbers_clients_move_to_the_new_prefix_and_the_old_is_deprecated
+# Mirrors: lab_ipv6_lan_client_learns_the_resolver_from_ras_and_dhcpv6_and_resolves_over_ipv6
+# Mirrors: lab_ipv6_a_port_forward_with_an_ipv6_host_opens_a_pinhole_to_that_host_and_port_only
+# The last: the advertisements name the resolver at the router's ULA address (RDNSS), the
+# domain (DNSSL) and set O; the resolver answers there an AAAA the ISP serves.
 { pkgs, roostModule }:
 let
+  inherit (pkgs) lib;
   nodes = import ./lib.nix { inherit pkgs roostModule; };
   kea = pool: {
     interfaces-config.interfaces = [ "eth1" ];
@@ -39,6 +44,12 @@ pkgs.testers.runNixOSTest {
         { address = "2001:db8:0:1::1"; prefixLength = 64; }
         { address = "2001:db8:ffff::80"; prefixLength = 128; }
       ];
+      services.dnsmasq.settings = {
+        host-record = lib.mkForce [
+          "www.isp.test,198.51.100.80,2001:db8:ffff::80"
+          "ns.isp.test,198.51.100.53"
+        ];
+      };
       services.nginx.virtualHosts.isp6 = {
         listen = [{ addr = "[2001:db8:ffff::80]"; port = 80; }];
         locations."/".return = ''200 "client $remote_addr\n"'';
@@ -63,6 +74,7 @@ pkgs.testers.runNixOSTest {
       imports = [ (nodes.client { address = "192.168.1.99"; }) ];
       networking.enableIPv6 = true;
       networking.tempAddresses = "disabled";
+      environment.systemPackages = [ pkgs.ndisc6 pkgs.dnsutils ];
     };
   };
   testScript = ''
@@ -94,6 +106,22 @@ pkgs.testers.runNixOSTest {
     with subtest("the ISP cannot open a connection to a LAN client that can open one to the ISP"):
         lan.succeed("curl -sf -m 3 'http://[2001:db8:ffff::80]/'")
         isp.fail(f"nc -6 -z -w2 {client} 8080")
+
+    with subtest("the LAN client learns the resolver from RAs and resolves over IPv6"):
+        ra = lan.wait_until_succeeds("rdisc6 -1 eth1 | grep -A20 'Recursive DNS server'", timeout=60)
+        assert "fd12:3456:789a:1::1" in ra, ra
+        assert "home.arpa" in ra, ra
+        lan.succeed("rdisc6 -1 eth1 | grep -q 'Stateful other conf.*Yes'")
+        aaaa = lan.wait_until_succeeds("dig +short @fd12:3456:789a:1::1 www.isp.test AAAA | grep .", timeout=60)
+        assert aaaa.strip() == "2001:db8:ffff::80", aaaa
+
+    with subtest("a port forward with ipv6_host opens a pinhole to that host and port only"):
+        # The example forwards 8443 to 192.168.1.10:443 with ipv6_host ::10.
+        lan.succeed("ip addr add 192.168.1.10/24 dev eth1 && ip addr add 2001:db8:1200:1::10/64 dev eth1 nodad")
+        lan.succeed("python3 -m http.server --bind 2001:db8:1200:1::10 443 >/dev/null 2>&1 &")
+        lan.succeed("python3 -m http.server --bind 2001:db8:1200:1::10 8443 >/dev/null 2>&1 &")
+        isp.wait_until_succeeds("nc -6 -z -w2 2001:db8:1200:1::10 443", timeout=60)
+        isp.fail("nc -6 -z -w2 2001:db8:1200:1::10 8443")
 
     with subtest("after the ISP renumbers, clients move to the new prefix and the old is deprecated"):
         old = client

@@ -200,6 +200,12 @@ pub struct ZoneIpv6 {
     pub index: u16,
 }
 
+/// Whether `a` is an interface identifier: only its last 64 bits set, not all zero.
+pub fn is_interface_id(a: Ipv6Addr) -> bool {
+    let v = u128::from(a);
+    v != 0 && v >> 64 == 0
+}
+
 impl ZoneIpv6 {
     /// The zone's /64 of a delegated prefix `delegated` (a /48 to /64): the `index`-th, or
     /// `None` when the prefix holds fewer /64s than that.
@@ -491,6 +497,13 @@ pub struct PortForward {
     /// The port on the inside host; default the same as `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_port: Option<u16>,
+    /// Open it over IPv6 too: the host's interface identifier, the last 64 bits of its IPv6
+    /// address (e.g. `::10`; give the host a SLAAC token, `ip token set ::10 dev eth0`, or a
+    /// static address). The forward then also lets the Internet open `to_port` (no
+    /// translation over IPv6: the host's own port) at `<the zone's delegated /64>:<this>`,
+    /// which follows the ISP's prefix changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_host: Option<Ipv6Addr>,
     /// Switch a forward off without removing it.
     #[serde(default = "yes")]
     pub enabled: bool,

@@ -538,6 +538,24 @@ impl Validator {
                 ),
                 Some(_) => {}
             }
+            if let Some(iid) = pf.ipv6_host {
+                if !crate::settings::is_interface_id(iid) {
+                    self.error(
+                        at.key("ipv6_host"),
+                        format!(
+                            "{iid} is not an interface identifier: give the last 64 bits only, \
+                             e.g. `::10` (the prefix is the ISP's, and changes)"
+                        ),
+                    );
+                } else if let Some((name, _)) = zone
+                    && s.zone_ipv6(name).is_none()
+                {
+                    self.error(
+                        at.key("ipv6_host"),
+                        format!("zone `{name}` has no IPv6 (`router.ula_prefix`, `ipv6`)"),
+                    );
+                }
+            }
             if pf.enabled {
                 if let Some((j, _, _)) = taken
                     .iter()

@@ -7,11 +7,11 @@
 //! from `services.subnet` (see `docs/adr/0001-service-links.md`).
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +106,27 @@ pub struct ServiceLink {
     pub firewall: Ipv4Addr,
     /// The service's end.
     pub service: Ipv4Addr,
+    /// Its IPv6, with `router.ula_prefix`: a /126 of the ULA's last /64 (`<ula>:ffff::/64`,
+    /// which no zone may take), numbered like the IPv4 /30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<ServiceLink6>,
+}
+
+/// A service link's IPv6 addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLink6 {
+    /// The /126.
+    pub network: Ipv6Net,
+    /// The firewall's end: the service's IPv6 gateway.
+    pub firewall: Ipv6Addr,
+    /// The service's end.
+    pub service: Ipv6Addr,
+}
+
+/// The /64 of `router.ula_prefix` the service links' /126s come from (its last one).
+pub fn service_links6(ula: Ipv6Net) -> Ipv6Net {
+    let net = u128::from(ula.network()) | (0xffff_u128 << 64);
+    Ipv6Net::new_assert(Ipv6Addr::from(net), 64)
 }
 
 /// Smallest `services.subnet` that holds every service link.
@@ -116,10 +137,23 @@ impl Settings {
     pub fn service_link(&self, service: Service) -> Option<ServiceLink> {
         let index = service.link_index()?;
         let base = u32::from(self.services.subnet.network()) + index * 4;
+        let v6 = self
+            .router
+            .ula_prefix
+            .filter(|u| u.prefix_len() == 48)
+            .map(|ula| {
+                let base = u128::from(service_links6(ula).network()) + u128::from(index) * 4;
+                ServiceLink6 {
+                    network: Ipv6Net::new_assert(Ipv6Addr::from(base), 126),
+                    firewall: Ipv6Addr::from(base + 1),
+                    service: Ipv6Addr::from(base + 2),
+                }
+            });
         Some(ServiceLink {
             network: Ipv4Net::new_assert(Ipv4Addr::from(base), 30),
             firewall: Ipv4Addr::from(base + 1),
             service: Ipv4Addr::from(base + 2),
+            v6,
         })
     }
 
@@ -139,6 +173,7 @@ impl Settings {
             network: self.services.subnet,
             firewall: self.services.subnet.network(),
             service: self.services.subnet.network(),
+            v6: None,
         })
     }
 
@@ -180,6 +215,7 @@ impl Settings {
         let mut interfaces = vec![InterfaceAddress {
             name: SERVICE_LINK_IFNAME.to_owned(),
             address: Ipv4Net::new_assert(link.service, 30),
+            address6: link.v6.map(|v6| Ipv6Net::new_assert(v6.service, 126)),
         }];
         if service == Service::Dhcp {
             for (name, zone) in dhcp_zones(&self.zones) {
@@ -190,6 +226,7 @@ impl Settings {
                             pool.server_address(zone.router),
                             zone.subnet.prefix_len(),
                         ),
+                        address6: None,
                     });
                 }
             }
@@ -197,6 +234,7 @@ impl Settings {
         Some(NetworkView {
             interfaces,
             gateway: link.firewall,
+            gateway6: link.v6.map(|v6| v6.firewall),
         })
     }
 
@@ -204,6 +242,7 @@ impl Settings {
         self.vm_network(service).unwrap_or(NetworkView {
             interfaces: Vec::new(),
             gateway: Ipv4Addr::UNSPECIFIED,
+            gateway6: None,
         })
     }
 
@@ -223,12 +262,21 @@ impl Settings {
     pub fn dns_view(&self) -> DnsView {
         let mut clients: Vec<Ipv4Net> = self.zones.values().map(|z| z.subnet).collect();
         clients.push(self.services.subnet);
+        // Over IPv6 the zones ask from their ULA /64s: the resolver's address is the router's
+        // ULA address of each zone, and RFC 6724 hosts pick the matching ULA source for it.
+        let mut clients6: Vec<Ipv6Net> = self
+            .zones
+            .keys()
+            .filter_map(|name| Some(self.zone_ipv6(name)?.subnet))
+            .collect();
+        clients6.extend(self.router.ula_prefix.map(service_links6));
         DnsView {
             control: self.control(Service::Dns),
             network: self.network(Service::Dns),
             hostname: self.router.hostname.clone(),
             domain: self.router.domain.clone(),
             clients,
+            clients6,
             zones: self.zone_nets(),
             dns: self.dns.clone(),
         }
@@ -298,6 +346,7 @@ impl Settings {
                     router: z.router,
                     ipv6: z.ipv6_addresses(self.router.ula_prefix),
                     reach: z.reach.clone(),
+                    dhcpv6: z.dhcp.is_some() && self.zone_ipv6(name).is_some(),
                 })
                 .collect(),
             links,
@@ -305,6 +354,7 @@ impl Settings {
             flows: self.service_flows(),
             port_forwards: self.firewall.port_forwards.clone(),
             rules: self.firewall.rules.clone(),
+            domain: self.router.domain.clone(),
         }
     }
 
@@ -322,6 +372,11 @@ impl Settings {
             protocol: Protocol::Both,
             port: 53,
             to: to(Service::Dns, 53),
+            // DNS alone over IPv6 for now: web and MQTT tell zones by IPv4 source.
+            to6: self
+                .service_link(Service::Dns)
+                .and_then(|l| l.v6)
+                .map(|v6| SocketAddrV6::new(v6.service, 53, 0, 0)),
             zones: all_zones,
         }];
         for port in [self.web.http_port, self.web.https_port] {
@@ -330,6 +385,7 @@ impl Settings {
                 protocol: Protocol::Tcp,
                 port,
                 to: to(Service::Web, port),
+                to6: None,
                 zones: self.web.zones.clone(),
             });
         }
@@ -346,6 +402,7 @@ impl Settings {
                         protocol: Protocol::Tcp,
                         port,
                         to: to(Service::Mqtt, port),
+                        to6: None,
                         zones: vec![l.zone.clone()],
                     }),
                 }
@@ -499,6 +556,20 @@ pub struct NetworkView {
     pub interfaces: Vec<InterfaceAddress>,
     /// Default gateway: the firewall's end of the service link.
     pub gateway: Ipv4Addr,
+    /// IPv6 default gateway: the firewall's end of the link's /126.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+impl NetworkView {
+    /// The VM's IPv6 address on its service link, if the link has IPv6.
+    pub fn link_address6(&self) -> Option<Ipv6Addr> {
+        self.interfaces
+            .iter()
+            .find(|i| i.name == SERVICE_LINK_IFNAME)?
+            .address6
+            .map(|a| a.addr())
+    }
 }
 
 /// One interface's address.
@@ -508,6 +579,9 @@ pub struct InterfaceAddress {
     pub name: String,
     /// Address with prefix.
     pub address: Ipv4Net,
+    /// IPv6 address with prefix (service links with IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
 }
 
 /// The service side of every service link is called this inside the service's VM.
@@ -557,6 +631,9 @@ pub struct DnsView {
     pub domain: String,
     /// Networks whose queries are answered; all others are refused.
     pub clients: Vec<Ipv4Net>,
+    /// The same over IPv6 (the zones' ULA /64s and the service links').
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients6: Vec<Ipv6Net>,
     /// Zones, to answer the router's own name with the address of the asker's zone.
     pub zones: Vec<ZoneNet>,
     /// Resolver settings.
@@ -675,6 +752,9 @@ pub struct FirewallZone {
     pub ipv6: Option<ZoneIpv6>,
     /// Zones and `wan` this zone may open connections to.
     pub reach: Vec<String>,
+    /// The dhcp VM answers stateless DHCPv6 here (the O flag in advertisements).
+    #[serde(default)]
+    pub dhcpv6: bool,
 }
 
 /// The firewall's end of one service link.
@@ -699,6 +779,9 @@ pub struct PublishedPort {
     pub port: u16,
     /// Where it goes.
     pub to: SocketAddrV4,
+    /// Where it goes over IPv6 (from the zone's router ULA address), if it is offered so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to6: Option<SocketAddrV6>,
     /// The zones it is offered in.
     pub zones: Vec<String>,
 }
@@ -746,6 +829,9 @@ pub struct FirewallView {
     pub port_forwards: Vec<PortForward>,
     /// Extra rules.
     pub rules: Vec<Rule>,
+    /// The router's domain (DNSSL in router advertisements).
+    #[serde(default)]
+    pub domain: String,
 }
 
 impl View for FirewallView {

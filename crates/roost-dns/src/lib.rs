@@ -6,7 +6,7 @@
 //! `DnsView.clients` are refused here.
 //!
 //! - **Ports**: DNS on UDP and TCP 53 of the service-link address (`DnsView.control.listen`'s
-//!   IP; `--dns-listen` overrides it for tests); the control API on `DnsView.control.listen`
+//!   IP, and the link's IPv6 address when it has one; `--dns-listen` overrides it for tests); the control API on `DnsView.control.listen`
 //!   (`/health`, `/metrics`, `/state`, `PUT /config` from roost-control, plus
 //!   `PUT /local-names`, the DHCP server's lease push, a JSON [`local::LocalNames`]).
 //! - **Files**: the view `/etc/roost/dns.toml`, the control token `DnsView.control.token_file`,
@@ -120,6 +120,14 @@ pub async fn run(view: DnsView, opts: RunOptions) -> Result<(), RunError> {
         tokio::spawn(server::serve_udp(Arc::clone(&resolver), Arc::clone(&udp)));
     }
     tokio::spawn(server::serve_tcp(Arc::clone(&resolver), tcp));
+    // Over IPv6 too, on the link's v6 address (the firewall forwards each zone's router ULA
+    // address there), unless a test chose the address.
+    if let (None, Some(v6)) = (opts.dns_listen, view.network.link_address6()) {
+        let (udp6, tcp6) = bind_dns(SocketAddr::new(IpAddr::V6(v6), 53)).await?;
+        tracing::info!(addr = %v6, "dns listening on [{v6}]:53 (udp+tcp)");
+        tokio::spawn(server::serve_udp(Arc::clone(&resolver), Arc::new(udp6)));
+        tokio::spawn(server::serve_tcp(Arc::clone(&resolver), tcp6));
+    }
     let sweeper = Arc::clone(&resolver);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

@@ -143,6 +143,7 @@ pub struct Metrics {
 /// The part of the settings the query path consults; swapped whole on `PUT /config`.
 pub struct Policy {
     clients: Vec<Ipv4Net>,
+    clients6: Vec<ipnet::Ipv6Net>,
     local: LocalZone,
     blocklists: Arc<Blocklists>,
     block_response: BlockResponse,
@@ -177,6 +178,7 @@ impl Policy {
         };
         Ok(Self {
             clients: view.clients.clone(),
+            clients6: view.clients6.clone(),
             local: LocalZone::new(view),
             blocklists: Arc::new(blocklists),
             block_response: view.dns.block_response,
@@ -191,11 +193,13 @@ impl Policy {
     }
 
     fn allows(&self, client: IpAddr) -> bool {
-        let v4 = match client {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(a) => a.to_ipv4_mapped(),
-        };
-        v4.is_some_and(|a| self.clients.iter().any(|n| n.contains(&a)))
+        match client {
+            IpAddr::V4(a) => self.clients.iter().any(|n| n.contains(&a)),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(a) => self.clients.iter().any(|n| n.contains(&a)),
+                None => self.clients6.iter().any(|n| n.contains(&a)),
+            },
+        }
     }
 }
 
@@ -287,6 +291,7 @@ impl Resolver {
         local.set_leases(names)?;
         *guard = Arc::new(Policy {
             clients: old.clients.clone(),
+            clients6: old.clients6.clone(),
             local,
             blocklists: Arc::clone(&old.blocklists),
             block_response: old.block_response,

@@ -16,7 +16,8 @@
 //! - Traffic from a zone jumps to `from_<zone>`: published service ports (DNAT'd in `prerouting`
 //!   from the zone's router address to the service VM), extra rules, hairpin port forwards, then
 //!   one accept per entry of `reach`. A zone's source addresses are checked (no spoofing).
-//! - Traffic from the WAN jumps to `from_wan`: only DNAT'd port forwards (and extra rules).
+//! - Traffic from the WAN jumps to `from_wan`: only DNAT'd port forwards, their IPv6 pinholes
+//!   (`ipv6_host`, at the zone's delegated /64) and extra rules.
 //! - Traffic from a service link (with the service's own address) jumps to `from_svc_<service>`:
 //!   only its flows. Flows to the firewall itself (the web VM to the control API) are input rules.
 //! - `postrouting` masquerades out of the WAN (so it follows any WAN address change by itself)
@@ -432,6 +433,18 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
                     comment(&format!("{} {}", p.service, p.port)),
                 ),
             );
+            if let (Some(to6), Some(_)) = (p.to6, z.ipv6) {
+                o.line(
+                    2,
+                    format!(
+                        "oifname \"{}\" ip6 daddr {} {} ct status dnat accept {}",
+                        l.interface,
+                        to6.ip(),
+                        l4(p.protocol, &[to6.port()]),
+                        comment(&format!("{} {} over ipv6", p.service, p.port)),
+                    ),
+                );
+            }
         }
         for pf in &forwards {
             if wan.address.is_none() || zone_of(pf.to).map(|t| &t.name) != Some(&z.name) {
@@ -460,6 +473,25 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
         let Some(target) = zone_of(pf.to) else {
             continue;
         };
+        // The IPv6 pinhole: no translation, the host's own port at its global address, which
+        // moves with the delegated prefix.
+        let global = pf.ipv6_host.zip(target.ipv6).and_then(|(iid, v6)| {
+            let subnet = v6.delegated_subnet(wan.delegated?)?;
+            Some(std::net::Ipv6Addr::from(
+                u128::from(subnet.network()) | u128::from(iid),
+            ))
+        });
+        if let Some(host) = global {
+            o.line(
+                2,
+                format!(
+                    "oifname \"{}\" ip6 daddr {host} {} accept {}",
+                    target.interface,
+                    l4(pf.protocol, &[pf.to_port.unwrap_or(pf.port)]),
+                    comment(&format!("pinhole {}", pf.name)),
+                ),
+            );
+        }
         o.line(
             2,
             format!(
@@ -530,6 +562,22 @@ pub fn compile(view: &FirewallView, wan: &WanState) -> Result<Ruleset, InvalidVi
                         p.port,
                         p.to,
                         comment(&format!("{} {} in {zname}", p.service, p.port)),
+                    ),
+                );
+            }
+            // Over IPv6 from the zone's router ULA address (the one advertised as RDNSS).
+            let (Some(to6), Some(v6)) = (p.to6, z.ipv6) else {
+                continue;
+            };
+            for proto in each(p.protocol) {
+                o.line(
+                    2,
+                    format!(
+                        "iifname \"{}\" ip6 daddr {} {proto} dport {} dnat ip6 to {to6} {}",
+                        z.interface,
+                        v6.router,
+                        p.port,
+                        comment(&format!("{} {} in {zname} over ipv6", p.service, p.port)),
                     ),
                 );
             }

@@ -110,7 +110,20 @@ impl Wan6 {
                     ZoneAdvert {
                         ula: Some(v6.subnet),
                         delegated,
-                        ..ZoneAdvert::default()
+                        other_config: z.dhcpv6,
+                        // The resolver at the router's ULA address, when DNS is offered over
+                        // IPv6 there (RFC 8106; hosts without DHCPv6, such as Android, need it).
+                        dns_servers: view
+                            .published
+                            .iter()
+                            .any(|p| p.port == 53 && p.to6.is_some() && p.zones.contains(&z.name))
+                            .then_some(v6.router)
+                            .into_iter()
+                            .collect(),
+                        search: (!view.domain.is_empty())
+                            .then(|| view.domain.clone())
+                            .into_iter()
+                            .collect(),
                     },
                 ))
             })
@@ -245,6 +258,15 @@ mod tests {
         let ads = w.adverts(&view());
         let lan = &ads["lan"];
         assert_eq!(lan.ula.unwrap().to_string(), "fd12:3456:789a:1::/64");
+        assert_eq!(
+            lan.dns_servers,
+            vec!["fd12:3456:789a:1::1".parse::<Ipv6Addr>().unwrap()]
+        );
+        assert_eq!(lan.search, vec!["home.arpa".to_owned()]);
+        assert!(
+            lan.other_config,
+            "the lan has a dhcp pool: stateless DHCPv6"
+        );
         assert_eq!(lan.delegated[0].prefix.to_string(), "2001:db8:1200:1::/64");
     }
 

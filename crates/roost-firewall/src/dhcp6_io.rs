@@ -64,7 +64,7 @@ pub async fn run(interface: String, hint: u8, firewall: Arc<Firewall>) -> Result
     let mac = crate::dhcp_io::mac_of(&interface)?;
     // The WAN must be up with a usable link-local address before anything can be sent.
     let index = loop {
-        let ready = std::fs::read_to_string("/proc/net/if_inet6")
+        let ready = std::fs::read_to_string("/proc/self/net/if_inet6")
             .is_ok_and(|t| crate::ra_io::link_local_ready(&t, &interface));
         if let (true, Some(i)) = (ready, ifindex(&interface)) {
             break i;

@@ -18,12 +18,13 @@
 //! 4. sends router advertisements on each IPv6 zone ([`ra`], sans-IO; [`ra_io`], one raw
 //!    ICMPv6 socket per zone): the zone's ULA /64 and its /64 of the delegated prefix for
 //!    SLAAC, MTU, router lifetime; unsolicited every 200-600 s, in answer to router
-//!    solicitations, and within seconds of a prefix change;
-//! 4a. with `[wan.ipv6]`, runs a DHCPv6 client on the uplink ([`dhcp6`], sans-IO over
+//!    solicitations, and within seconds of a prefix change; RDNSS and DNSSL name the
+//!    resolver at the router's ULA address (DNAT'd to the dns VM's link) and the domain;
+//! 5. with `[wan.ipv6]`, runs a DHCPv6 client on the uplink ([`dhcp6`], sans-IO over
 //!    dhcproto; [`dhcp6_io`]) for an address and a delegated prefix, and puts the lease in
 //!    place ([`delegation`]: zone /64s, the WAN address, an unreachable route for the rest
 //!    of the prefix, the ruleset's v6 sources; a withdrawn prefix is deprecated);
-//! 5. serves the control API (`roost-control`) on its end of the web link
+//! 6. serves the control API (`roost-control`) on its end of the web link
 //!    (`control.listen`, e.g. `10.254.0.13:9100`), token from `control.token_file`:
 //!    `/health`, `/metrics` (per-zone packet and byte counters), `/state` (the active ruleset's
 //!    sha256, counters, WAN address), `PUT /config` (check, compile, apply; old kept on error).

@@ -74,6 +74,18 @@ pub fn inside_plan(view: &FirewallView, existing: &[String]) -> (Vec<String>, Ve
                     v6.subnet.prefix_len()
                 ));
             }
+            if let Some(v6) = view
+                .links
+                .iter()
+                .find(|l| l.interface == iface)
+                .and_then(|l| l.link.v6)
+            {
+                plan.push(format!(
+                    "addr replace {}/{} dev {iface} nodad",
+                    v6.firewall,
+                    v6.network.prefix_len()
+                ));
+            }
             plan.push(format!("link set dev {iface} up"));
         } else {
             missing.push(iface.to_owned());

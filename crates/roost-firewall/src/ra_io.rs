@@ -98,7 +98,7 @@ fn socket(interface: &str, index: u32) -> Result<UdpSocket, RaIoError> {
 pub async fn solicit_routers(interface: String) -> Result<(), RaIoError> {
     let index = ifindex(&interface)?;
     loop {
-        let ready = std::fs::read_to_string("/proc/net/if_inet6")
+        let ready = std::fs::read_to_string("/proc/self/net/if_inet6")
             .is_ok_and(|t| link_local_ready(&t, &interface));
         if ready {
             break;
@@ -117,7 +117,7 @@ pub async fn solicit_routers(interface: String) -> Result<(), RaIoError> {
 }
 
 /// Whether `interface` has a link-local address that finished duplicate address detection
-/// (`/proc/net/if_inet6`: scope 0x20, neither tentative 0x40 nor dadfailed 0x08).
+/// (`/proc/self/net/if_inet6`: scope 0x20, neither tentative 0x40 nor dadfailed 0x08).
 pub fn link_local_ready(if_inet6: &str, interface: &str) -> bool {
     if_inet6.lines().any(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -185,7 +185,7 @@ pub async fn run(
                 }
                 let zone = adverts.borrow_and_update().get(&interface).cloned();
                 let Some(zone) = zone else { continue };
-                let ready = std::fs::read_to_string("/proc/net/if_inet6")
+                let ready = std::fs::read_to_string("/proc/self/net/if_inet6")
                     .is_ok_and(|t| link_local_ready(&t, &interface));
                 if !ready {
                     schedule.retry_soon(now);

@@ -265,6 +265,7 @@ pub(crate) fn servers(dir: &Path) -> Result<Vec<IspServer>, LabError> {
     for (name, addr) in isp::NAMES {
         let _ = writeln!(zone, "{name}. A {addr}");
     }
+    let _ = writeln!(zone, "www.{}. AAAA {}", isp::ZONE, isp::HTTP6);
     write(&dir.join(format!("{}.zone", isp::ZONE)), &zone)?;
     let bogus = format!(
         "$ORIGIN {b}.\n$TTL 300\n@ SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 300\n\

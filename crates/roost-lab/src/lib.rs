@@ -559,7 +559,12 @@ impl Lab {
             .filter(|a| !vm_netns.contains(&a.netns))
         {
             let cidr = a.cidr.to_string();
-            netns::ip(&["-n", &a.netns, "addr", "replace", &cidr, "dev", &a.ifname])?;
+            let mut args = vec!["-n", &a.netns, "addr", "replace", &cidr, "dev", &a.ifname];
+            if matches!(a.cidr, ipnet::IpNet::V6(_)) {
+                // As `roostctl net apply` does: the link's /126 is unique by construction.
+                args.push("nodad");
+            }
+            netns::ip(&args)?;
         }
         for r in self
             .plan

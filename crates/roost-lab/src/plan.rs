@@ -2,9 +2,9 @@
 //! bridges, veth pairs, addresses and routes stand in for the router's VMs and networks.
 //! `lab up` applies a plan; tests check it here first.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use roost_config::{Service, Settings};
 
 /// The ISP side: documentation addresses only (RFC 5737), never a real one.
@@ -74,8 +74,8 @@ pub struct Address {
     pub netns: String,
     /// Interface.
     pub ifname: String,
-    /// Address with prefix.
-    pub cidr: Ipv4Net,
+    /// Address with prefix (IPv6 ones are added without duplicate address detection).
+    pub cidr: IpNet,
 }
 
 /// A default route.
@@ -84,7 +84,7 @@ pub struct Route {
     /// Namespace.
     pub netns: String,
     /// Gateway.
-    pub via: Ipv4Addr,
+    pub via: IpAddr,
 }
 
 /// A household client namespace.
@@ -177,13 +177,13 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
     addresses.push(Address {
         netns: isp.clone(),
         ifname: ISP_WAN_IFNAME.to_owned(),
-        cidr: Ipv4Net::new_assert(isp::GATEWAY, isp::WAN_PREFIX),
+        cidr: Ipv4Net::new_assert(isp::GATEWAY, isp::WAN_PREFIX).into(),
     });
     for server in [isp::DNS, isp::HTTP] {
         addresses.push(Address {
             netns: isp.clone(),
             ifname: "lo".to_owned(),
-            cidr: Ipv4Net::new_assert(server, 32),
+            cidr: Ipv4Net::new_assert(server, 32).into(),
         });
     }
 
@@ -230,11 +230,11 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
         addresses.push(Address {
             netns: client.clone(),
             ifname: CLIENT_IFNAME.to_owned(),
-            cidr: Ipv4Net::new_assert(address, zone.subnet.prefix_len()),
+            cidr: Ipv4Net::new_assert(address, zone.subnet.prefix_len()).into(),
         });
         routes.push(Route {
             netns: client.clone(),
-            via: zone.router,
+            via: zone.router.into(),
         });
         clients.push(Client {
             netns: client,
@@ -260,15 +260,26 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
         });
         if let Some(network) = settings.vm_network(link.service) {
             for iface in network.interfaces {
+                if let Some(v6) = iface.address6 {
+                    addresses.push(Address {
+                        netns: netns.clone(),
+                        ifname: iface.name.clone(),
+                        cidr: v6.into(),
+                    });
+                }
                 addresses.push(Address {
                     netns: netns.clone(),
                     ifname: iface.name,
-                    cidr: iface.address,
+                    cidr: iface.address.into(),
                 });
             }
+            routes.extend(network.gateway6.map(|via| Route {
+                netns: netns.clone(),
+                via: via.into(),
+            }));
             routes.push(Route {
                 netns,
-                via: network.gateway,
+                via: network.gateway.into(),
             });
         }
     }
@@ -349,8 +360,22 @@ mod tests {
                 link[0].bridge.is_none(),
                 "{service} must not share a bridge"
             );
-            let route = p.routes.iter().find(|r| r.netns == ns).unwrap();
-            assert_eq!(Some(route.via), s.service_link(service).map(|l| l.firewall));
+            // A default route each way, both via the firewall's end of the link.
+            let link = s.service_link(service).unwrap();
+            let mut vias: Vec<IpAddr> = p
+                .routes
+                .iter()
+                .filter(|r| r.netns == ns)
+                .map(|r| r.via)
+                .collect();
+            vias.sort();
+            assert_eq!(
+                vias,
+                vec![
+                    IpAddr::from(link.firewall),
+                    IpAddr::from(link.v6.unwrap().firewall)
+                ]
+            );
         }
     }
 

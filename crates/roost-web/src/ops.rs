@@ -218,6 +218,10 @@ pub struct PortForwardInput {
     #[serde(default, deserialize_with = "lenient")]
     #[schema(value_type = Option<u16>, example = 22)]
     pub to_port: Option<String>,
+    /// Open it over IPv6 too, at the host's interface identifier in its zone's delegated /64.
+    #[serde(default, deserialize_with = "lenient")]
+    #[schema(value_type = Option<String>, example = "::10")]
+    pub ipv6_host: Option<String>,
     /// Off without removing it: `false`; default on.
     #[serde(default, deserialize_with = "lenient")]
     #[schema(value_type = Option<bool>)]
@@ -244,6 +248,11 @@ impl PortForwardInput {
             to: parsed::<Ipv4Addr>(&self.to, "to", "an IPv4 address")?
                 .ok_or_else(|| OpError::bad("to: required"))?,
             to_port: parsed(&self.to_port, "to_port", "a port (1-65535)")?,
+            ipv6_host: parsed(
+                &self.ipv6_host,
+                "ipv6_host",
+                "an interface identifier such as ::10",
+            )?,
             enabled: boolean(&self.enabled, "enabled")?.unwrap_or(true),
         })
     }
@@ -659,9 +668,25 @@ mod tests {
             port: Some("8080".into()),
             to: Some("192.168.1.9".into()),
             to_port: Some(String::new()),
+            ipv6_host: Some("::10".into()),
             enabled: Some("on".into()),
         };
         assert!(form.to_forward().unwrap().enabled);
+        assert_eq!(
+            form.to_forward().unwrap().ipv6_host,
+            Some("::10".parse().unwrap())
+        );
+        let not_v6 = PortForwardInput {
+            ipv6_host: Some("192.168.1.9".into()),
+            ..form.clone()
+        };
+        assert!(
+            not_v6
+                .to_forward()
+                .unwrap_err()
+                .message
+                .contains("ipv6_host"),
+        );
         let bad = PortForwardInput {
             enabled: Some("maybe".into()),
             ..form.clone()

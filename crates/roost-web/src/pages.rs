@@ -359,6 +359,19 @@ async fn overview(State(app): State<Shared>, Extension(authed): Extension<Authed
                             dt { "Gateway" } dd { (str_at(state, &["wan", "gateway"]).unwrap_or("—")) }
                             dt { "Interface" } dd { (str_at(state, &["wan", "interface"]).unwrap_or("—")) }
                             dt { "Mode" } dd { (str_at(state, &["wan", "mode"]).unwrap_or("—")) }
+                            @if let Some(prefix) = str_at(state, &["ipv6", "prefix"]) {
+                                dt { "IPv6 prefix" } dd { (prefix) }
+                            }
+                            @if let Some(addr) = str_at(state, &["ipv6", "address"]) {
+                                dt { "IPv6 address" } dd { (addr) }
+                            }
+                            @if let Some(old) = state.pointer("/ipv6/deprecated").and_then(|d| d.as_array()).filter(|d| !d.is_empty()) {
+                                dt { "Leaving" }
+                                dd class="muted" {
+                                    @for p in old { (p.as_str().unwrap_or("")) " " }
+                                    "(the ISP changed the prefix; devices move to the new one)"
+                                }
+                            }
                         }
                     }
                     Err(e) => { p class="big bad" { "unknown" } p class="muted" { (e.message) } }
@@ -688,6 +701,7 @@ fn forward_fields(f: Option<&roost_config::settings::PortForward>) -> Markup {
         label { "Outside port" input type="number" name="port" min="1" max="65535" required value=[f.map(|f| f.port)]; }
         label { "To device" input type="text" name="to" placeholder="192.168.1.50" required value=[f.map(|f| f.to.to_string())]; }
         label { "Device port" input type="number" name="to_port" min="1" max="65535" placeholder="same" value=[f.and_then(|f| f.to_port)]; }
+        label { "IPv6 too, at the device's identifier" input type="text" name="ipv6_host" placeholder="::10 (optional)" value=[f.and_then(|f| f.ipv6_host).map(|a| a.to_string())]; }
         label { "State"
             select name="enabled" {
                 option value="true" selected[f.is_none_or(|f| f.enabled)] { "On" }
@@ -715,7 +729,10 @@ async fn firewall_page(
                                 td { (f.name) }
                                 td { (format!("{:?}", f.protocol).to_uppercase()) }
                                 td { (f.port) }
-                                td { (f.to) ":" (f.to_port.unwrap_or(f.port)) }
+                                td {
+                                    (f.to) ":" (f.to_port.unwrap_or(f.port))
+                                    @if let Some(iid) = f.ipv6_host { br; span class="muted" { "IPv6 " (iid) " port " (f.to_port.unwrap_or(f.port)) } }
+                                }
                                 td { span class=(if f.enabled { "pill ok" } else { "pill" }) { (if f.enabled { "on" } else { "off" }) } }
                                 td class="actions" {
                                     a class="button small" href=(format!("/firewall/port-forwards/{}", f.name)) { "Edit" }

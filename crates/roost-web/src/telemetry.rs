@@ -7,6 +7,7 @@
 //! | topic | value |
 //! | --- | --- |
 //! | `roost/wan/address`, `roost/wan/gateway` | the WAN's address (CIDR) and gateway, or empty |
+//! | `roost/wan/ipv6_address`, `roost/wan/ipv6_prefix` | the WAN's DHCPv6 address and delegated prefix, or empty |
 //! | `roost/dhcp/leases`, `roost/dhcp/leases/<zone>` | active leases, in all and per zone |
 //! | `roost/dns/queries_per_second`, `roost/dns/cache_hit_ratio` | over the last minute |
 //! | `roost/services/<service>` | `ok`, or what is wrong |
@@ -44,6 +45,10 @@ pub fn topics(i: &Inputs<'_>) -> BTreeMap<String, String> {
         for key in ["address", "gateway"] {
             let v = fw.pointer(&format!("/wan/{key}")).and_then(|v| v.as_str());
             t.insert(format!("roost/wan/{key}"), v.unwrap_or("").to_owned());
+        }
+        for key in ["address", "prefix"] {
+            let v = fw.pointer(&format!("/ipv6/{key}")).and_then(|v| v.as_str());
+            t.insert(format!("roost/wan/ipv6_{key}"), v.unwrap_or("").to_owned());
         }
     }
     if let Some(dhcp) = i.dhcp {
@@ -112,7 +117,10 @@ mod tests {
 
     #[test]
     fn topics_sum_up_the_daemons_states() {
-        let fw = serde_json::json!({ "wan": { "address": "203.0.113.10/24", "gateway": "203.0.113.1" } });
+        let fw = serde_json::json!({
+            "wan": { "address": "203.0.113.10/24", "gateway": "203.0.113.1" },
+            "ipv6": { "address": "2001:db8:0:1::1000", "prefix": "2001:db8:1200::/56" },
+        });
         let dhcp = serde_json::json!({
             "zones": [{ "name": "lan" }, { "name": "iot" }, { "name": "bad/zone" }],
             "leases": [
@@ -146,6 +154,8 @@ mod tests {
         let get = |k: &str| t.get(k).map(String::as_str);
         assert_eq!(get("roost/wan/address"), Some("203.0.113.10/24"));
         assert_eq!(get("roost/wan/gateway"), Some("203.0.113.1"));
+        assert_eq!(get("roost/wan/ipv6_prefix"), Some("2001:db8:1200::/56"));
+        assert_eq!(get("roost/wan/ipv6_address"), Some("2001:db8:0:1::1000"));
         assert_eq!(get("roost/dhcp/leases"), Some("3"));
         assert_eq!(get("roost/dhcp/leases/lan"), Some("2"));
         assert_eq!(get("roost/dhcp/leases/iot"), Some("1"));

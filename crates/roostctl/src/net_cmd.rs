@@ -30,6 +30,17 @@ pub(crate) fn apply(file: &Path) -> anyhow::Result<ExitCode> {
             "dev",
             &iface.name,
         ])?;
+        if let Some(v6) = iface.address6 {
+            // `nodad`: the link's /126 is ours alone, and the daemon binds to it at once.
+            ip(&[
+                "addr",
+                "replace",
+                &v6.to_string(),
+                "dev",
+                &iface.name,
+                "nodad",
+            ])?;
+        }
     }
     ip(&[
         "route",
@@ -38,6 +49,9 @@ pub(crate) fn apply(file: &Path) -> anyhow::Result<ExitCode> {
         "via",
         &view.network.gateway.to_string(),
     ])?;
+    if let Some(gw6) = view.network.gateway6 {
+        ip(&["-6", "route", "replace", "default", "via", &gw6.to_string()])?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

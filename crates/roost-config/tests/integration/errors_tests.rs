@@ -522,3 +522,40 @@ fn reports_duplicate_ipv6_indices_explicit_and_derived() {
     Settings::from_toml("roost.toml", &off).unwrap();
     Settings::from_toml("roost.toml", &(MINIMAL.to_owned() + other)).unwrap();
 }
+
+fn with_forward(text: &str, ipv6_host: &str) -> String {
+    format!(
+        "{text}\n[[firewall.port_forwards]]\nname = \"nas\"\nprotocol = \"tcp\"\nport = 8443\nto = \"192.168.1.10\"\nipv6_host = \"{ipv6_host}\"\n"
+    )
+}
+
+#[test]
+fn accepts_a_port_forward_with_an_interface_identifier() {
+    let s = Settings::from_toml(
+        "roost.toml",
+        &with_forward(&with_ula("fd12:3456:789a::/48"), "::10"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.firewall.port_forwards[0].ipv6_host,
+        Some("::10".parse().unwrap())
+    );
+}
+
+#[test]
+fn reports_an_ipv6_host_that_is_a_whole_address_or_in_a_zone_without_ipv6() {
+    let text = with_forward(&with_ula("fd12:3456:789a::/48"), "2001:db8::10");
+    assert_reports(
+        &text,
+        "firewall.port_forwards[0].ipv6_host",
+        "ipv6_host",
+        "interface identifier",
+    );
+    let text = with_forward(MINIMAL, "::10");
+    assert_reports(
+        &text,
+        "firewall.port_forwards[0].ipv6_host",
+        "ipv6_host",
+        "has no IPv6",
+    );
+}

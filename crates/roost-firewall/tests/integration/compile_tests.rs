@@ -113,6 +113,7 @@ fn iot_and_guest_chains_reach_only_wan_dns_and_mqtt() {
             assert!(
                 line.contains("oifname \"wan\" accept")
                     || line.contains("oifname \"svc-dns\" ip daddr 10.254.0.6 meta l4proto { tcp, udp } th dport 53 ct status dnat")
+                    || line.contains("oifname \"svc-dns\" ip6 daddr fd12:3456:789a:ffff::6 meta l4proto { tcp, udp } th dport 53 ct status dnat")
                     || line.contains("oifname \"svc-mqtt\" ip daddr 10.254.0.18 tcp dport 1883 ct status dnat"),
                 "{zone} may do more than allowed: {line}"
             );
@@ -127,8 +128,9 @@ fn wan_gets_nothing_but_port_forwards() {
     let r = compile(&example_view(), &example_wan()).unwrap();
     let chain = chain(r.text(), "from_wan");
     let lines: Vec<&str> = chain.lines().collect();
-    assert_eq!(lines.len(), 1, "{chain}");
-    assert!(lines[0].contains("ct status dnat accept"));
+    assert_eq!(lines.len(), 2, "{chain}");
+    assert!(lines[0].contains("pinhole nas-https"));
+    assert!(lines[1].contains("ct status dnat accept"));
 }
 
 #[test]
@@ -200,9 +202,9 @@ fn ipv6_sources_must_be_in_the_zone_64_and_a_zone_without_ipv6_forwards_none() {
         "{forward_ula}"
     );
     // ULA sources never leave through the WAN, refused so hosts fall back at once.
-    assert!(forward.contains(
-        "oifname \"wan\" ip6 saddr fc00::/7 reject with icmpv6 type policy-fail"
-    ));
+    assert!(
+        forward.contains("oifname \"wan\" ip6 saddr fc00::/7 reject with icmpv6 type policy-fail")
+    );
     assert!(forward.contains("iifname \"guest\" meta nfproto ipv6 drop"));
     // Each check comes before the zone's jump, so no v6 packet gets to `reach` unchecked.
     let check = forward
@@ -218,9 +220,23 @@ fn nat_and_port_forwards_stay_ipv4_and_the_wan_opens_nothing_over_ipv6() {
         r.text()
             .contains("oifname \"wan\" meta nfproto ipv4 masquerade")
     );
+    // Over IPv6 the WAN opens only the example's pinhole: the NAS's port 443 at `::10` of
+    // the LAN's delegated /64.
     for line in chain(r.text(), "from_wan").lines() {
-        assert!(line.contains(" ip daddr "), "not v4-only: {line}");
+        assert!(
+            line.contains(" ip daddr ")
+                || line.contains(
+                    "oifname \"lan\" ip6 daddr 2001:db8:1200:1::10 tcp dport 443 accept comment \"pinhole nas-https\""
+                ),
+            "not v4-only: {line}"
+        );
     }
+    let no_prefix = WanState {
+        delegated: None,
+        ..example_wan()
+    };
+    let r = compile(&example_view(), &no_prefix).unwrap();
+    assert!(!chain(r.text(), "from_wan").contains("ip6"), "no pinhole without a prefix");
     // Router discovery and neighbour discovery only from on-link (hop limit 255).
     let input = chain(r.text(), "input");
     let nd = input

@@ -448,3 +448,167 @@ fn lab_ipv6_after_the_isp_renumbers_clients_move_to_the_new_prefix_and_the_old_i
     let fw = t.lab.netns("fw").unwrap();
     assert!(addresses_in(&fw, "lan", old_subnet).is_empty());
 }
+
+#[test]
+fn lab_ipv6_lan_client_learns_the_resolver_from_ras_and_dhcpv6_and_resolves_over_ipv6() {
+    let t = TestLab::up("v6g");
+    let lan = t.lab.settings().zone_ipv6("lan").unwrap();
+    slaac_address(&t, "client-lan", "lan");
+    let netns = t.lab.netns("client-lan").unwrap();
+    // The advertisement names the resolver (RDNSS) and the domain (DNSSL), and sets O.
+    let ra = wait_for(
+        "an advertisement with RDNSS",
+        Duration::from_secs(20),
+        || {
+            let out = Command::new("ip")
+                .args([
+                    "netns", "exec", &netns, "rdisc6", "-1", "-w", "2000", "eth0",
+                ])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("Recursive DNS server").then_some(text)
+        },
+    );
+    let line = |key: &str| {
+        ra.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {key} in {ra}"))
+    };
+    assert_eq!(line("Recursive DNS server"), lan.router.to_string());
+    assert_eq!(line("DNS search list"), "home.arpa");
+    assert_eq!(line("Stateful other conf."), "Yes");
+    // Stateless DHCPv6 says the same (dhclient -6 -S, as a desktop would ask after O).
+    let dir = std::env::temp_dir().join(format!("roost-dhclient6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("script");
+    let env = dir.join("env");
+    std::fs::write(&script, format!("#!/bin/sh\nenv >> {}\n", env.display())).unwrap();
+    let mut mode = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+    std::fs::set_permissions(&script, mode).unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &netns, "timeout", "20", "dhclient", "-6", "-S", "-1",
+        ])
+        .arg("-sf")
+        .arg(&script)
+        .arg("-lf")
+        .arg(dir.join("leases"))
+        .arg("-pf")
+        .arg(dir.join("pid"))
+        .arg("eth0")
+        .output()
+        .unwrap();
+    let env_text = std::fs::read_to_string(&env).unwrap_or_default();
+    assert!(
+        env_text.contains(&format!("new_dhcp6_name_servers={}", lan.router)),
+        "{env_text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        env_text.contains("new_dhcp6_domain_search=home.arpa."),
+        "{env_text}"
+    );
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &netns, "dhclient", "-6", "-x", "-pf"])
+        .arg(dir.join("pid"))
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The resolver answers on the router's v6 address: an AAAA from the ISP's zone, whose
+    // address the client then reaches over IPv6.
+    let dig = |name: &str, ty: &str| {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &netns, "dig", "+short", "+time=2", "+tries=2",
+            ])
+            .arg(format!("@{}", lan.router))
+            .args([name, ty])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let aaaa = wait_for("an AAAA over IPv6", Duration::from_secs(10), || {
+        let a = dig("www.isp.test", "AAAA");
+        (!a.is_empty()).then_some(a)
+    });
+    assert_eq!(aaaa, roost_lab::plan::isp::HTTP6.to_string());
+    assert_eq!(
+        dig("www.isp.test", "A"),
+        roost_lab::plan::isp::HTTP.to_string()
+    );
+    // The same name over IPv4 gives the same answer (one resolver behind both).
+    let v4 = Command::new("ip")
+        .args(["netns", "exec", &netns, "dig", "+short", "+time=2"])
+        .arg(format!("@{}", t.lab.settings().zones["lan"].router))
+        .args(["www.isp.test", "AAAA"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&v4.stdout).trim(), aaaa);
+}
+
+#[test]
+fn lab_ipv6_a_port_forward_with_an_ipv6_host_opens_a_pinhole_to_that_host_and_port_only() {
+    let t = TestLab::up("v6h");
+    let prefix = delegated_prefix(&t);
+    let lan = global_subnet(&t, "lan", prefix);
+    // The example forwards 8443 to the NAS's 443, with `ipv6_host = "::10"`.
+    let nas = t
+        .lab
+        .add_host("nas", "lan", std::net::Ipv4Addr::new(192, 168, 1, 10))
+        .unwrap();
+    let nas6 = Ipv6Addr::from(u128::from(lan.network()) | 0x10);
+    let status = Command::new("ip")
+        .args([
+            "-n",
+            &nas,
+            "addr",
+            "add",
+            &format!("{nas6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _https = listen6(&t, &nas, nas6, 443);
+    let _other = listen6(&t, &nas, nas6, 8443);
+    let client = global_address(&t, "client-lan", lan);
+    let _client_https = listen6(&t, "client-lan", client, 443);
+    // The router knows the NAS (it answered neighbour discovery) and the pinhole is open.
+    let rules = wait_for(
+        "the pinhole in the ruleset",
+        Duration::from_secs(10),
+        || {
+            let fw = t.lab.netns("fw").unwrap();
+            let out = Command::new("ip")
+                .args([
+                    "netns", "exec", &fw, "nft", "list", "chain", "inet", "roost", "from_wan",
+                ])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("pinhole").then_some(text)
+        },
+    );
+    assert!(rules.contains(&nas6.to_string()), "{rules}");
+    assert!(
+        wait_for(
+            "the ISP reaching the NAS over IPv6",
+            Duration::from_secs(10),
+            || { connects6(&t, "isp", nas6, 443, ALLOWED).then_some(true) }
+        ),
+        "isp -> nas:443"
+    );
+    // Only that port, only that host: no translation over IPv6, nothing else opens.
+    assert!(
+        !connects6(&t, "isp", nas6, 8443, DENIED),
+        "isp reached nas:8443"
+    );
+    assert!(
+        !connects6(&t, "isp", client, 443, DENIED),
+        "isp reached another host"
+    );
+}

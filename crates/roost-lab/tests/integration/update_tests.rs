@@ -144,6 +144,8 @@ in {{
         .arg(dir.join("build-store"))
         .args(["--option", "sandbox-paths", SANDBOX_PATHS])
         .args(["--option", "substituters", ""])
+        // Debian's nix-bin without nix-setup-systemd has no `nixbld` group: build as root.
+        .args(["--option", "build-users-group", ""])
         .arg("--no-out-link")
         .arg(&file);
     for g in gens {

@@ -70,6 +70,7 @@ pub(crate) fn view(
         network: NetworkView {
             interfaces: vec![],
             gateway: "127.0.0.1".parse().unwrap(),
+            gateway6: None,
         },
         enabled: true,
         zones: vec![ZoneNet {

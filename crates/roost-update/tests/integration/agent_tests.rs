@@ -68,6 +68,8 @@ in {{
     cmd.arg("--store")
         .arg(&build_root)
         .args(["--option", "sandbox-paths", SANDBOX_PATHS, "--no-out-link"])
+        // Debian's nix-bin without nix-setup-systemd has no `nixbld` group: build as root.
+        .args(["--option", "build-users-group", ""])
         .arg(&file);
     for s in specs {
         for suffix in ["", "-dns", "-dhcp"] {

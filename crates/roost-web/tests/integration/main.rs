@@ -64,6 +64,8 @@ impl Daemon for FakeDaemon {
             "leases": [{ "ip": "192.168.1.100", "zone": "lan", "mac": "02:00:00:00:01:00",
                          "hostname": "laptop", "active": true, "expires": 1_900_000_000u64 }],
             "wan": { "address": "203.0.113.10/24", "gateway": "203.0.113.1", "interface": "wan0", "mode": "dhcp" },
+            "ipv6": { "address": "2001:db8:0:1::1000", "prefix": "2001:db8:3400::/56",
+                      "deprecated": ["2001:db8:1200::/56"], "dhcp6": "bound" },
             "pushed": self.pushed.lock().unwrap().len(),
             "top_names": [{ "name": "example.test", "queries": 96 }],
         })

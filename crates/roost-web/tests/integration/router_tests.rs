@@ -282,6 +282,10 @@ async fn every_page_and_read_answers_once_logged_in() {
         a.body.contains("203.0.113.10/24"),
         "the WAN address from the firewall's state"
     );
+    assert!(
+        a.body.contains("2001:db8:3400::/56") && a.body.contains("2001:db8:1200::/56"),
+        "the delegated prefix and the one being left, from the firewall's state"
+    );
     let a = w.send(LAN_CLIENT, get("/dns", Some(&s))).await;
     assert!(
         a.body.contains("example.test"),
@@ -948,7 +952,7 @@ async fn restoring_a_version_from_before_the_password_keeps_the_password() {
 async fn a_change_that_changes_nothing_saves_no_version() {
     let w = World::new(with_password(example())).await;
     let s = w.login().await;
-    let body = serde_json::json!({"name":"nas-https","protocol":"tcp","port":8443,"to":"192.168.1.10","to_port":443});
+    let body = serde_json::json!({"name":"nas-https","protocol":"tcp","port":8443,"to":"192.168.1.10","to_port":443,"ipv6_host":"::10"});
     let a = w
         .send(
             LAN_CLIENT,
