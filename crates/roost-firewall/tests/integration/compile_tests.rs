@@ -236,7 +236,10 @@ fn nat_and_port_forwards_stay_ipv4_and_the_wan_opens_nothing_over_ipv6() {
         ..example_wan()
     };
     let r = compile(&example_view(), &no_prefix).unwrap();
-    assert!(!chain(r.text(), "from_wan").contains("ip6"), "no pinhole without a prefix");
+    assert!(
+        !chain(r.text(), "from_wan").contains("ip6"),
+        "no pinhole without a prefix"
+    );
     // Router discovery and neighbour discovery only from on-link (hop limit 255).
     let input = chain(r.text(), "input");
     let nd = input
