@@ -10,6 +10,7 @@
 # Mirrors: lab_ipv6_after_the_isp_renumbers_clients_move_to_the_new_prefix_and_the_old_is_deprecated
 # Mirrors: lab_ipv6_lan_client_learns_the_resolver_from_ras_and_dhcpv6_and_resolves_over_ipv6
 # Mirrors: lab_ipv6_a_port_forward_with_an_ipv6_host_opens_a_pinhole_to_that_host_and_port_only
+# Mirrors: lab_ipv6_the_ula_keeps_local_traffic_and_dns_working_with_the_wan_down
 # The last: the advertisements name the resolver at the router's ULA address (RDNSS), the
 # domain (DNSSL) and set O; the resolver answers there an AAAA the ISP serves.
 { pkgs, roostModule }:
@@ -130,5 +131,11 @@ pkgs.testers.runNixOSTest {
         new = address(lan, "2001:db8:3400:1")
         lan.succeed(f"ip -6 addr show | grep -A1 '{old}' | grep -q 'preferred_lft 0sec'")
         lan.wait_until_succeeds(f"curl -sf -m 3 'http://[2001:db8:ffff::80]/' | grep -qx 'client {new}'", timeout=60)
+
+    with subtest("the ULA keeps local traffic and DNS working with the WAN down"):
+        isp.succeed("ip link set eth1 down")
+        lan.wait_until_fails("curl -sf -m 2 'http://[2001:db8:ffff::80]/'", timeout=30)
+        lan.succeed("ping -6 -c1 -W2 fd12:3456:789a:1::1")
+        lan.succeed("dig +short @fd12:3456:789a:1::1 roost.home.arpa A | grep -qx 192.168.1.1")
   '';
 }

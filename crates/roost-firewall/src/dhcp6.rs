@@ -422,7 +422,10 @@ impl Client {
         if bytes.len() > MAX_MESSAGE {
             return Err(Dropped::Oversized);
         }
-        let msg = Message::decode(&mut Decoder::new(bytes)).map_err(|_| Dropped::Malformed)?;
+        // dhcproto's decoder trusts option lengths (a 1-byte status code underflows it), so it
+        // only ever sees options whose lengths were checked here.
+        let checked = sanitize(bytes)?;
+        let msg = Message::decode(&mut Decoder::new(&checked)).map_err(|_| Dropped::Malformed)?;
         let Some((sent, _)) = self.outstanding else {
             return Err(Dropped::Unexpected);
         };
@@ -508,6 +511,75 @@ impl Client {
         self.next_send = None;
         Ok(vec![Action::Configure(lease)])
     }
+}
+
+/// Most options read at one level of a message.
+const MAX_OPTIONS: usize = 64;
+
+/// The options a client reads, with the least length each must have (`exact`: that length
+/// only) and how many bytes of fixed fields precede options nested in it (`None`: none).
+fn option_shape(code: u16) -> Option<(usize, bool, Option<usize>)> {
+    Some(match code {
+        1 | 2 => (1, false, None),       // client and server id: a DUID
+        3 | 25 => (12, false, Some(12)), // IA_NA, IA_PD: IAID, T1, T2, options
+        5 => (24, false, Some(24)),      // IA address: address, lifetimes, options
+        26 => (25, false, Some(25)),     // IA prefix: lifetimes, length, prefix, options
+        7 => (1, true, None),            // preference
+        12 => (16, true, None),          // server unicast
+        13 => (2, false, None),          // status code: code, message
+        23 => (16, false, None),         // DNS servers: addresses
+        _ => return None,
+    })
+}
+
+/// Rebuilds `bytes` as an ADVERTISE or REPLY holding only the options the client reads, each
+/// with a plausible length, nested options checked the same way; everything else is left out.
+/// A message whose framing does not add up is malformed.
+fn sanitize(bytes: &[u8]) -> Result<Vec<u8>, Dropped> {
+    let (header, options) = bytes.split_at_checked(4).ok_or(Dropped::Malformed)?;
+    if !matches!(header[0], 2 | 7) {
+        return Err(Dropped::Unexpected);
+    }
+    let mut out = header.to_vec();
+    out.extend(checked_options(options, 0)?);
+    Ok(out)
+}
+
+fn checked_options(mut bytes: &[u8], depth: u8) -> Result<Vec<u8>, Dropped> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut count = 0;
+    while !bytes.is_empty() {
+        count += 1;
+        if count > MAX_OPTIONS || depth > 2 {
+            return Err(Dropped::Malformed);
+        }
+        let (head, rest) = bytes.split_at_checked(4).ok_or(Dropped::Malformed)?;
+        let code = u16::from_be_bytes([head[0], head[1]]);
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let (body, rest) = rest.split_at_checked(len).ok_or(Dropped::Malformed)?;
+        bytes = rest;
+        let Some((least, exact, nested)) = option_shape(code) else {
+            continue;
+        };
+        let fits = if exact { len == least } else { len >= least };
+        let fits = fits && (code != 23 || len % 16 == 0);
+        if !fits {
+            return Err(Dropped::Malformed);
+        }
+        let body = match nested {
+            Some(fixed) => {
+                let mut b = body[..fixed].to_vec();
+                b.extend(checked_options(&body[fixed..], depth + 1)?);
+                b
+            }
+            None => body.to_vec(),
+        };
+        let len = u16::try_from(body.len()).map_err(|_| Dropped::Malformed)?;
+        out.extend_from_slice(&code.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&body);
+    }
+    Ok(out)
 }
 
 /// Whether a top-level status code says the request failed (absent means success).

@@ -426,3 +426,36 @@ fn elapsed_time_grows_across_retransmissions() {
         "a retransmission keeps its transaction id"
     );
 }
+
+#[test]
+fn options_too_short_for_their_fields_are_refused_before_dhcproto_sees_them() {
+    let now = Instant::now();
+    let mut c = client(now);
+    let (solicit, now) = next_sent(&mut c, now);
+    let good = answer(&solicit, MessageType::Advertise, &offer());
+    // A one-byte status code (dhcproto would subtract past zero), a top-level one and one
+    // nested in the IA_PD, and a DNS option that is not a whole number of addresses.
+    let mut bad_status = good.clone();
+    bad_status.extend_from_slice(&[0, 13, 0, 1, 0]);
+    assert_eq!(c.handle(now, &bad_status), Err(Dropped::Malformed));
+    let mut bad_dns = good.clone();
+    bad_dns.extend_from_slice(&[0, 23, 0, 3, 1, 2, 3]);
+    assert_eq!(c.handle(now, &bad_dns), Err(Dropped::Malformed));
+    let mut truncated = good.clone();
+    truncated.extend_from_slice(&[0, 25, 0, 40, 0, 0]);
+    assert_eq!(c.handle(now, &truncated), Err(Dropped::Malformed));
+    // Options the client does not read are left out, not refused.
+    let mut extra = good.clone();
+    extra.extend_from_slice(&[0, 16, 0, 1, 9]);
+    assert!(c.handle(now, &extra).is_ok());
+    assert_eq!(c.phase(), Phase::Requesting);
+}
+
+#[test]
+fn sanitize_keeps_every_option_the_client_reads() {
+    let now = Instant::now();
+    let mut c = client(now);
+    let (solicit, _) = next_sent(&mut c, now);
+    let good = answer(&solicit, MessageType::Reply, &offer());
+    assert_eq!(sanitize(&good).unwrap(), good);
+}

@@ -612,3 +612,42 @@ fn lab_ipv6_a_port_forward_with_an_ipv6_host_opens_a_pinhole_to_that_host_and_po
         "isp reached another host"
     );
 }
+
+#[test]
+fn lab_ipv6_the_ula_keeps_local_traffic_and_dns_working_with_the_wan_down() {
+    let t = TestLab::up("v6i");
+    delegated_prefix(&t);
+    wait_for("the ISP over IPv6", Duration::from_secs(20), || {
+        isp_sees(&t, "client-lan")
+    });
+    let iot = slaac_address(&t, "client-iot", "iot");
+    let _iot_listener = listen6(&t, "client-iot", iot, 8080);
+    let lan_router = t.lab.settings().zone_ipv6("lan").unwrap().router;
+    // The ISP goes away: its end of the WAN link is down.
+    let isp = t.lab.netns("isp").unwrap();
+    let status = Command::new("ip")
+        .args(["-n", &isp, "link", "set", "isp0", "down"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for("the Internet gone", Duration::from_secs(10), || {
+        isp_sees(&t, "client-lan").is_none().then_some(())
+    });
+    // The zones still reach each other over their ULA addresses ...
+    assert!(
+        connects6(&t, "client-lan", iot, 8080, ALLOWED),
+        "lan -> iot over the ULA with the WAN down"
+    );
+    // ... and the resolver answers local names at the router's ULA address.
+    let netns = t.lab.netns("client-lan").unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &netns, "dig", "+short", "+time=2", "+tries=2",
+        ])
+        .arg(format!("@{lan_router}"))
+        .args(["roost.home.arpa", "A"])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.lines().any(|l| l == "192.168.1.1"), "{answer}");
+}
