@@ -11,6 +11,7 @@
 # Mirrors: lab_ipv6_lan_client_learns_the_resolver_from_ras_and_dhcpv6_and_resolves_over_ipv6
 # Mirrors: lab_ipv6_a_port_forward_with_an_ipv6_host_opens_a_pinhole_to_that_host_and_port_only
 # Mirrors: lab_ipv6_the_ula_keeps_local_traffic_and_dns_working_with_the_wan_down
+# Mirrors: lab_ipv6_a_lease_name_gets_aaaa_records_for_the_addresses_the_router_sees_its_host_use
 # The last: the advertisements name the resolver at the router's ULA address (RDNSS), the
 # domain (DNSSL) and set O; the resolver answers there an AAAA the ISP serves.
 { pkgs, roostModule }:
@@ -75,7 +76,7 @@ pkgs.testers.runNixOSTest {
       imports = [ (nodes.client { address = "192.168.1.99"; }) ];
       networking.enableIPv6 = true;
       networking.tempAddresses = "disabled";
-      environment.systemPackages = [ pkgs.ndisc6 pkgs.dnsutils ];
+      environment.systemPackages = [ pkgs.ndisc6 pkgs.dnsutils pkgs.busybox ];
     };
   };
   testScript = ''
@@ -123,6 +124,16 @@ pkgs.testers.runNixOSTest {
         lan.succeed("python3 -m http.server --bind 2001:db8:1200:1::10 8443 >/dev/null 2>&1 &")
         isp.wait_until_succeeds("nc -6 -z -w2 2001:db8:1200:1::10 443", timeout=60)
         isp.fail("nc -6 -z -w2 2001:db8:1200:1::10 8443")
+
+    with subtest("a lease name gets AAAA records for the addresses the router sees its host use"):
+        # A lease named laptop (udhcpc's script only records it), used through the router.
+        lan.succeed("printf '#!/bin/sh\\n[ \"$1\" = bound ] && echo $ip > /tmp/leased\\n' > /tmp/record && chmod +x /tmp/record")
+        lan.succeed("busybox udhcpc -i eth1 -n -q -x hostname:laptop -s /tmp/record")
+        leased = lan.succeed("cat /tmp/leased").strip()
+        lan.succeed(f"ip addr add {leased}/24 dev eth1 && ping -c1 -W2 -I {leased} 192.168.1.1")
+        ula = address(lan, "fd12:3456:789a:1")
+        lan.succeed(f"ping -6 -c1 -W2 -I {ula} fd12:3456:789a:1::1")
+        lan.wait_until_succeeds(f"dig +short @192.168.1.1 laptop.home.arpa AAAA | grep -qx {ula}", timeout=60)
 
     with subtest("after the ISP renumbers, clients move to the new prefix and the old is deprecated"):
         old = client

@@ -39,11 +39,13 @@ let
 
   # Whose control-API tokens each VM holds: its own, and those of the daemons it calls
   # (the firewall view's `flows`: the web VM calls every daemon, dhcp pushes leases to dns,
-  # the update agent asks web's /peers/health after a switch).
+  # the update agent asks web's /peers/health after a switch, the firewall pushes its
+  # neighbours to dns for AAAA records of lease names).
   tokensOf = svc:
     lib.unique ([ svc ]
       ++ lib.optionals (svc == "web") services
       ++ lib.optional (svc == "dhcp" && lib.elem "dns" services) "dns"
+      ++ lib.optional (svc == "firewall" && lib.elem "dns" services) "dns"
       ++ lib.optional (svc == "update" && lib.elem "web" services) "web");
 
   guest = svc: vm: {

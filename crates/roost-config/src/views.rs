@@ -355,6 +355,11 @@ impl Settings {
             port_forwards: self.firewall.port_forwards.clone(),
             rules: self.firewall.rules.clone(),
             domain: self.router.domain.clone(),
+            dns_peer: self
+                .zones
+                .keys()
+                .any(|z| self.zone_ipv6(z).is_some())
+                .then(|| self.peer(Service::Dns)),
         }
     }
 
@@ -832,6 +837,10 @@ pub struct FirewallView {
     /// The router's domain (DNSSL in router advertisements).
     #[serde(default)]
     pub domain: String,
+    /// Where the firewall pushes its neighbours (IPv4 and IPv6 addresses of each host it
+    /// sees), so dns answers AAAA for lease names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_peer: Option<PeerView>,
 }
 
 impl View for FirewallView {

@@ -36,6 +36,8 @@
 //! [`serve`] logs `listening on ADDR` once bound (the lab and the tests read the port from it)
 //! and stops gracefully on SIGTERM or SIGINT.
 
+pub mod peer;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

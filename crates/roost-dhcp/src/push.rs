@@ -12,18 +12,16 @@
 //! changes the set without a packet: the task wakes at the next expiry of a named lease.
 //!
 //! [`Schedule`] is the sans-IO part (when to push), unit-tested with explicit time; [`run`]
-//! is the IO loop; [`put_names`] is a minimal HTTP/1.1 client (the peer is an address literal
-//! on the service link, the body a few kilobytes).
+//! is the IO loop; [`put_names`] calls roost-control's peer client.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::Ipv4Addr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use roost_config::views::PeerView;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -166,39 +164,7 @@ pub struct PushStats {
 }
 
 /// A push did not reach dns or was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum PushError {
-    /// The peer URL is not `http://ADDRESS:PORT[/base]`.
-    #[error("dns_peer.url `{0}` is not http://ADDRESS:PORT")]
-    Url(String),
-    /// The token file could not be read.
-    #[error("cannot read the dns token {path}: {source}")]
-    Token {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The connection or the exchange failed.
-    #[error("push to {addr}: {source}")]
-    Io {
-        /// The peer.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// dns took too long.
-    #[error("push to {0} timed out")]
-    Timeout(SocketAddr),
-    /// dns answered, but not 200.
-    #[error("dns refused the names: HTTP {status}: {body}")]
-    Refused {
-        /// HTTP status.
-        status: u16,
-        /// What it said.
-        body: String,
-    },
-}
+pub type PushError = roost_control::peer::PeerError;
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -225,19 +191,6 @@ pub fn body(names: &Names) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// Splits `http://ADDRESS:PORT[/base]` into the socket address, the Host header and the base
-/// path (without a trailing slash).
-fn parse_url(url: &str) -> Result<(SocketAddr, &str, &str), PushError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| PushError::Url(url.to_owned()))?;
-    let (authority, base) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-    let addr = authority
-        .parse::<SocketAddr>()
-        .map_err(|_| PushError::Url(url.to_owned()))?;
-    Ok((addr, authority, base.trim_end_matches('/')))
-}
-
 /// `PUT {url}/local-names` with `body` and the bearer token read from `token_file`.
 pub async fn put_names(
     url: &str,
@@ -245,50 +198,7 @@ pub async fn put_names(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(), PushError> {
-    let (addr, host, base) = parse_url(url)?;
-    // A few bytes from a local file; read on the spot (the token may rotate).
-    let token = std::fs::read_to_string(token_file).map_err(|source| PushError::Token {
-        path: token_file.to_owned(),
-        source,
-    })?;
-    let head = format!(
-        "PUT {base}/local-names HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        token.trim(),
-        body.len()
-    );
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body);
-        stream.write_all(&request).await?;
-        let mut answer = Vec::new();
-        // The answer is a status line and a short text; never read more than 64 KiB.
-        stream.take(64 * 1024).read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
-    };
-    let answer = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| PushError::Timeout(addr))?
-        .map_err(|source| PushError::Io { addr, source })?;
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .or_else(|| text.strip_prefix("HTTP/1.0 "))
-        .and_then(|s| s.get(..3))
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(0);
-    if status == 200 {
-        return Ok(());
-    }
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .trim()
-        .chars()
-        .take(200)
-        .collect();
-    Err(PushError::Refused { status, body })
+    roost_control::peer::put_json(url, "/local-names", token_file, body, timeout).await
 }
 
 /// Pushes names until the runtime stops. `names()` reads the set and the next expiry (Unix
@@ -465,15 +375,5 @@ mod tests {
             String::from_utf8(b).unwrap(),
             r#"{"names":[{"name":"laptop","address":"192.168.1.50"}]}"#
         );
-    }
-
-    #[test]
-    fn peer_url_must_be_an_address_literal() {
-        let (addr, host, base) = parse_url("http://10.254.0.6:9100").unwrap();
-        assert_eq!(addr.to_string(), "10.254.0.6:9100");
-        assert_eq!((host, base), ("10.254.0.6:9100", ""));
-        assert_eq!(parse_url("http://127.0.0.1:1/api/").unwrap().2, "/api");
-        assert!(parse_url("https://10.0.0.1:1").is_err());
-        assert!(parse_url("http://dns.home.arpa:9100").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The control API: roost-control's shared routes plus `PUT /local-names` (the DHCP server's
-//! lease push, behind the same token).
+//! lease push) and `PUT /neighbours` (the firewall's IPv4-to-IPv6 host pairs, for AAAA
+//! records of lease names), behind the same token.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use roost_config::View;
 use roost_config::views::DnsView;
 use roost_control::{ConfigRejected, Daemon, Limits, Token};
 
-use crate::local::LocalNames;
+use crate::local::{LocalNames, Neighbours};
 use crate::resolver::Resolver;
 
 /// The daemon behind the control API.
@@ -53,7 +54,9 @@ impl Daemon for Control {
 /// and roost-control's limits (1 MiB bodies).
 pub fn app(resolver: Arc<Resolver>, token: Token) -> Router {
     let control = Arc::new(Control { resolver });
-    let extra = Router::new().route("/local-names", put(put_local_names));
+    let extra = Router::new()
+        .route("/local-names", put(put_local_names))
+        .route("/neighbours", put(put_neighbours));
     roost_control::router_with(control, token, Limits::default(), extra)
 }
 
@@ -69,4 +72,14 @@ async fn put_local_names(State(control): State<Arc<Control>>, body: Bytes) -> Re
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
+}
+
+async fn put_neighbours(State(control): State<Arc<Control>>, body: Bytes) -> Response {
+    let n: Neighbours = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid body: {e}\n")).into_response(),
+    };
+    control.resolver.set_neighbours(&n);
+    tracing::debug!(hosts = n.hosts.len(), "neighbours replaced");
+    (StatusCode::OK, "applied\n").into_response()
 }

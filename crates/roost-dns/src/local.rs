@@ -93,7 +93,34 @@ pub struct LocalZone {
     leases: HashMap<Vec<u8>, Vec<IpAddr>>,
     ptr: HashMap<IpAddr, Vec<Vec<u8>>>,
     lease_list: Vec<LocalName>,
+    /// The IPv6 addresses the firewall sees beside each IPv4 one (same MAC in its neighbour
+    /// tables): a lease name gets AAAA records for them.
+    neighbours: HashMap<Ipv4Addr, Vec<Ipv6Addr>>,
 }
+
+/// Body of `PUT /neighbours` (from the firewall): the hosts it sees with both an IPv4 and
+/// IPv6 addresses. Replaces the previous set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbours {
+    /// Every host seen with both families.
+    pub hosts: Vec<NeighbourHost>,
+}
+
+/// One host of [`Neighbours`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourHost {
+    /// Its IPv4 address (a lease's).
+    pub ipv4: Ipv4Addr,
+    /// Its global and ULA IPv6 addresses.
+    pub ipv6: Vec<Ipv6Addr>,
+}
+
+/// Most hosts and addresses per host taken from one `PUT /neighbours`.
+pub const MAX_NEIGHBOURS: usize = 4096;
+/// See [`MAX_NEIGHBOURS`].
+pub const MAX_ADDRESSES_PER_NEIGHBOUR: usize = 16;
 
 fn private_v4(ip: Ipv4Addr) -> bool {
     ip.is_private() || ip.is_loopback() || ip.is_link_local()
@@ -129,6 +156,7 @@ impl LocalZone {
             leases: HashMap::new(),
             ptr: HashMap::new(),
             lease_list: Vec::new(),
+            neighbours: HashMap::new(),
         };
         zone.rebuild_ptr();
         zone
@@ -156,12 +184,64 @@ impl LocalZone {
         }
         self.leases = leases;
         self.lease_list = names.names.clone();
+        self.add_neighbours();
         self.rebuild_ptr();
         Ok(())
     }
 
+    /// Replaces the firewall's neighbours: lease names get AAAA records for the IPv6
+    /// addresses of their IPv4 address's host. Link-local, multicast and unspecified addresses
+    /// are left out; at most [`MAX_NEIGHBOURS`] hosts and [`MAX_ADDRESSES_PER_NEIGHBOUR`]
+    /// addresses each are taken.
+    pub fn set_neighbours(&mut self, n: &Neighbours) {
+        let usable = |a: &&Ipv6Addr| {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_unicast_link_local())
+        };
+        self.neighbours = n
+            .hosts
+            .iter()
+            .take(MAX_NEIGHBOURS)
+            .map(|h| {
+                let v6 = h
+                    .ipv6
+                    .iter()
+                    .filter(usable)
+                    .take(MAX_ADDRESSES_PER_NEIGHBOUR);
+                (h.ipv4, v6.copied().collect())
+            })
+            .collect();
+        let names = LocalNames {
+            names: self.lease_list.clone(),
+        };
+        // The lease names were accepted before; rebuilding them cannot fail.
+        let _ = self.set_leases(&names);
+    }
+
+    fn add_neighbours(&mut self) {
+        for addrs in self.leases.values_mut() {
+            let v6: Vec<IpAddr> = addrs
+                .iter()
+                .filter_map(|a| match a {
+                    IpAddr::V4(v4) => self.neighbours.get(v4),
+                    IpAddr::V6(_) => None,
+                })
+                .flatten()
+                .map(|a| IpAddr::V6(*a))
+                .collect();
+            for a in v6 {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+        }
+    }
+
     /// Carries the lease names over from the previous zone (after a config change).
     pub fn keep_leases_from(&mut self, old: &Self) {
+        self.neighbours.clone_from(&old.neighbours);
         let names = LocalNames {
             names: old.lease_list.clone(),
         };
@@ -446,6 +526,65 @@ mod tests {
             Local::Ptr(vec![printer])
         );
         assert!(z.lookup(&w("nas.example.org"), TYPE_A, lan).is_some());
+    }
+
+    #[test]
+    fn a_lease_name_gets_aaaa_records_for_its_hosts_ipv6_addresses_in_either_order() {
+        let mut z = zone();
+        let lan: IpAddr = "192.168.1.99".parse().unwrap();
+        let neighbours = Neighbours {
+            hosts: vec![NeighbourHost {
+                ipv4: "192.168.1.50".parse().unwrap(),
+                ipv6: vec![
+                    "fd12:3456:789a:1::50".parse().unwrap(),
+                    "fe80::50".parse().unwrap(),
+                    "2001:db8:1200:1::50".parse().unwrap(),
+                ],
+            }],
+        };
+        // Neighbours first, the lease after: the AAAA appear once the name does.
+        z.set_neighbours(&neighbours);
+        z.set_leases(&LocalNames {
+            names: vec![LocalName {
+                name: "laptop".into(),
+                address: "192.168.1.50".parse().unwrap(),
+            }],
+        })
+        .unwrap();
+        let laptop = full(&z, "laptop");
+        let want: Vec<IpAddr> = vec![
+            "fd12:3456:789a:1::50".parse().unwrap(),
+            "2001:db8:1200:1::50".parse().unwrap(),
+        ];
+        assert_eq!(
+            z.lookup(&laptop, TYPE_AAAA, lan).unwrap().answer,
+            Local::Addresses(want.clone()),
+            "link-local left out"
+        );
+        assert_eq!(
+            z.lookup(&laptop, TYPE_A, lan).unwrap().answer,
+            Local::Addresses(vec!["192.168.1.50".parse().unwrap()])
+        );
+        // PTR for the v6 address too.
+        let IpAddr::V6(v6) = want[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            z.lookup(&reverse_name_v6(v6), TYPE_PTR, lan)
+                .unwrap()
+                .answer,
+            Local::Ptr(vec![laptop.clone()])
+        );
+        // The firewall stops seeing the host: the AAAA go, the A stays.
+        z.set_neighbours(&Neighbours::default());
+        assert_eq!(
+            z.lookup(&laptop, TYPE_AAAA, lan).unwrap().answer,
+            Local::NoData
+        );
+        assert!(matches!(
+            z.lookup(&laptop, TYPE_A, lan).unwrap().answer,
+            Local::Addresses(a) if a.len() == 1
+        ));
     }
 
     #[test]

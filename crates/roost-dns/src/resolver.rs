@@ -302,6 +302,24 @@ impl Resolver {
         Ok(())
     }
 
+    /// Replaces the firewall's neighbours (AAAA records for lease names).
+    pub fn set_neighbours(&self, n: &crate::local::Neighbours) {
+        let mut guard = self.policy.write().unwrap_or_else(|e| e.into_inner());
+        let old = Arc::clone(&guard);
+        let mut local = old.local.clone();
+        local.set_neighbours(n);
+        *guard = Arc::new(Policy {
+            clients: old.clients.clone(),
+            clients6: old.clients6.clone(),
+            local,
+            blocklists: Arc::clone(&old.blocklists),
+            block_response: old.block_response,
+            serve_stale: old.serve_stale,
+            upstreams: Arc::clone(&old.upstreams),
+            anchors: old.anchors.clone(),
+        });
+    }
+
     /// Decides about one message from `src` at `now`, without IO.
     pub fn decide(&self, packet: &[u8], src: IpAddr, transport: Transport, now: Instant) -> Step {
         let m = &self.metrics;

@@ -471,6 +471,13 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
         .ipv6
         .map(|v6| (view.wan.uplink().to_owned(), v6.prefix_hint));
     let pppoe_on = view.wan.mode == WanMode::Pppoe;
+    let neighbours_to = view.dns_peer.clone();
+    let zone_interfaces: Vec<String> = view
+        .zones
+        .iter()
+        .filter(|z| z.ipv6.is_some())
+        .map(|z| z.interface.clone())
+        .collect();
     let firewall = Firewall::start(view).await?;
     // One advertiser per IPv6 zone whose interface exists; each reads its prefix from the
     // shared map, so a new view changes what it says (zones added later need a restart).
@@ -517,6 +524,9 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
                 }
             }
         });
+    }
+    if let Some(peer) = neighbours_to {
+        tokio::spawn(crate::neighbours::run(peer, zone_interfaces));
     }
     if pppoe_on {
         // pppd (beside this daemon, ADR 0011) owns ppp0; its address is polled, not pushed.

@@ -24,7 +24,9 @@
 //!    dhcproto; [`dhcp6_io`]) for an address and a delegated prefix, and puts the lease in
 //!    place ([`delegation`]: zone /64s, the WAN address, an unreachable route for the rest
 //!    of the prefix, the ruleset's v6 sources; a withdrawn prefix is deprecated);
-//! 6. serves the control API (`roost-control`) on its end of the web link
+//! 6. with IPv6 on, pairs each host's IPv4 and IPv6 addresses from its neighbour tables and
+//!    pushes them to dns ([`neighbours`]), so lease names get AAAA records;
+//! 7. serves the control API (`roost-control`) on its end of the web link
 //!    (`control.listen`, e.g. `10.254.0.13:9100`), token from `control.token_file`:
 //!    `/health`, `/metrics` (per-zone packet and byte counters), `/state` (the active ruleset's
 //!    sha256, counters, WAN address), `PUT /config` (check, compile, apply; old kept on error).
@@ -43,6 +45,7 @@ pub mod dhcp;
 pub mod dhcp6;
 pub mod dhcp6_io;
 pub mod dhcp_io;
+pub mod neighbours;
 pub mod netcfg;
 pub mod nft;
 pub mod ra;

@@ -651,3 +651,109 @@ fn lab_ipv6_the_ula_keeps_local_traffic_and_dns_working_with_the_wan_down() {
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.lines().any(|l| l == "192.168.1.1"), "{answer}");
 }
+
+#[test]
+fn lab_ipv6_a_lease_name_gets_aaaa_records_for_the_addresses_the_router_sees_its_host_use() {
+    let t = TestLab::up("v6j");
+    let prefix = delegated_prefix(&t);
+    let netns = t.lab.netns("client-lan").unwrap();
+    let ula = slaac_address(&t, "client-lan", "lan");
+    let global = global_address(&t, "client-lan", global_subnet(&t, "lan", prefix));
+    // A DHCP lease named `laptop` (dhclient sends the name; its script only records the lease).
+    let dir = std::env::temp_dir().join(format!("roost-aaaa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (conf, script, env) = (dir.join("conf"), dir.join("script"), dir.join("env"));
+    std::fs::write(&conf, "send host-name \"laptop\";\n").unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\nenv >> {}\n", env.display())).unwrap();
+    let mut mode = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+    std::fs::set_permissions(&script, mode).unwrap();
+    let ok = Command::new("ip")
+        .args([
+            "netns", "exec", &netns, "timeout", "20", "dhclient", "-1", "-cf",
+        ])
+        .arg(&conf)
+        .arg("-sf")
+        .arg(&script)
+        .arg("-lf")
+        .arg(dir.join("leases"))
+        .arg("-pf")
+        .arg(dir.join("pid"))
+        .arg("eth0")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let env_text = std::fs::read_to_string(&env).unwrap();
+    let leased = env_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("new_ip_address="))
+        .next_back()
+        .unwrap_or_else(|| panic!("no lease in {env_text}"))
+        .to_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The host uses that address and its IPv6 ones through the router, which learns them.
+    let run = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &netns])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["ip", "addr", "add", &format!("{leased}/24"), "dev", "eth0"]);
+    run(&["ping", "-c1", "-W2", "-I", &leased, "192.168.1.1"]);
+    let router6 = t
+        .lab
+        .settings()
+        .zone_ipv6("lan")
+        .unwrap()
+        .router
+        .to_string();
+    run(&["ping", "-6", "-c1", "-W2", "-I", &ula.to_string(), &router6]);
+    run(&[
+        "ping",
+        "-6",
+        "-c1",
+        "-W2",
+        "-I",
+        &global.to_string(),
+        &roost_lab::plan::isp::HTTP6.to_string(),
+    ]);
+    // Another zone's client asks for the name: A and, within the firewall's next push, AAAA.
+    let iot = t.lab.netns("client-iot").unwrap();
+    let dig = |ty: &str| {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &iot,
+                "dig",
+                "+short",
+                "+time=2",
+                "@192.168.20.1",
+            ])
+            .args(["laptop.home.arpa", ty])
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    wait_for("the lease name", Duration::from_secs(10), || {
+        (dig("A") == vec![leased.clone()]).then_some(())
+    });
+    let mut want = vec![global.to_string(), ula.to_string()];
+    want.sort();
+    let aaaa = wait_for("AAAA for the lease name", Duration::from_secs(30), || {
+        let got = dig("AAAA");
+        (got == want).then_some(got)
+    });
+    assert_eq!(aaaa, want);
+}
