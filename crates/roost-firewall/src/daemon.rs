@@ -406,6 +406,21 @@ impl Daemon for Firewall {
                 &ra.malformed,
             ),
             (
+                "roost_firewall_rogue_router_advertisements_total",
+                "Router advertisements from another router on a zone (ignored).",
+                &ra.rogue,
+            ),
+            (
+                "roost_firewall_wan_router_advertisements_total",
+                "Valid router advertisements from the ISP on the WAN.",
+                &ra.wan_adverts,
+            ),
+            (
+                "roost_firewall_wan_router_advertisements_malformed_total",
+                "Malformed router advertisements on the WAN (dropped by the kernel too).",
+                &ra.wan_malformed,
+            ),
+            (
                 "roost_firewall_dhcpv6_dropped_total",
                 "DHCPv6 messages on the WAN dropped (malformed, unasked for or unusable).",
                 &self.dhcp6_dropped,
@@ -509,10 +524,10 @@ pub async fn run(view: FirewallView) -> Result<(), RunError> {
         });
     }
     if let Some((interface, hint)) = dhcp6_on {
-        let uplink = interface.clone();
+        let (uplink, stats) = (interface.clone(), firewall.ra_stats.clone());
         tokio::spawn(async move {
-            if let Err(e) = ra_io::solicit_routers(uplink).await {
-                tracing::warn!(error = %e, "cannot solicit the isp's router");
+            if let Err(e) = ra_io::watch_uplink(uplink, stats).await {
+                tracing::warn!(error = %e, "cannot solicit or watch the isp's router");
             }
         });
         let fw = firewall.clone();

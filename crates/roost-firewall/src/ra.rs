@@ -277,29 +277,89 @@ pub fn parse_solicitation(source: Ipv6Addr, bytes: &[u8]) -> Result<Solicitation
         return Err(BadSolicitation::Code(bytes[1]));
     }
     let mut source_mac = None;
-    let mut rest = &bytes[8..];
-    while !rest.is_empty() {
-        let [kind, len, ..] = *rest else {
-            return Err(BadSolicitation::Truncated);
-        };
-        let octets = usize::from(len) * 8;
-        if octets == 0 {
-            return Err(BadSolicitation::ZeroLengthOption);
-        }
-        let Some(option) = rest.get(..octets) else {
-            return Err(BadSolicitation::Truncated);
-        };
-        if kind == 1 && octets == 8 {
+    walk_options(&bytes[8..], |kind, option| {
+        if kind == 1 && option.len() == 8 {
             let mut mac = [0u8; 6];
             mac.copy_from_slice(&option[2..8]);
             source_mac = Some(mac);
         }
-        rest = &rest[octets..];
-    }
+    })
+    .map_err(|e| match e {
+        BadOptions::Truncated => BadSolicitation::Truncated,
+        BadOptions::ZeroLength => BadSolicitation::ZeroLengthOption,
+    })?;
     if source.is_unspecified() && source_mac.is_some() {
         return Err(BadSolicitation::UnspecifiedWithAddress);
     }
     Ok(Solicitation { source_mac })
+}
+
+/// Why a neighbour discovery option list is broken.
+enum BadOptions {
+    Truncated,
+    ZeroLength,
+}
+
+/// Walks neighbour discovery options (type, length in 8-octet units, data), bounded by `rest`.
+fn walk_options(mut rest: &[u8], mut each: impl FnMut(u8, &[u8])) -> Result<(), BadOptions> {
+    while !rest.is_empty() {
+        let [kind, len, ..] = *rest else {
+            return Err(BadOptions::Truncated);
+        };
+        let octets = usize::from(len) * 8;
+        if octets == 0 {
+            return Err(BadOptions::ZeroLength);
+        }
+        let option = rest.get(..octets).ok_or(BadOptions::Truncated)?;
+        each(kind, option);
+        rest = &rest[octets..];
+    }
+    Ok(())
+}
+
+/// Why an ICMPv6 message is not a valid router advertisement (RFC 4861 §6.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadAdvertisement {
+    /// Another ICMPv6 type.
+    #[error("icmpv6 type {0} is not a router advertisement")]
+    OtherType(u8),
+    /// Shorter than the 16-octet header, or an option runs past the end.
+    #[error("truncated router advertisement")]
+    Truncated,
+    /// The code must be 0.
+    #[error("router advertisement with code {0}")]
+    Code(u8),
+    /// An option of length 0.
+    #[error("router advertisement option of length 0")]
+    ZeroLengthOption,
+    /// A router advertises from its link-local address only.
+    #[error("router advertisement from {0}, not a link-local address")]
+    NotLinkLocal(Ipv6Addr),
+}
+
+/// Checks an ICMPv6 message from `source` as a router advertisement, bounded as
+/// [`parse_solicitation`] is. The firewall only watches them (the kernel takes the WAN's; no
+/// zone's is taken): a valid one on a zone is a rogue router, a broken one on the WAN is counted.
+pub fn check_advertisement(source: Ipv6Addr, bytes: &[u8]) -> Result<(), BadAdvertisement> {
+    let Some(&kind) = bytes.first() else {
+        return Err(BadAdvertisement::Truncated);
+    };
+    if kind != ROUTER_ADVERTISEMENT {
+        return Err(BadAdvertisement::OtherType(kind));
+    }
+    if bytes.len() < 16 {
+        return Err(BadAdvertisement::Truncated);
+    }
+    if bytes[1] != 0 {
+        return Err(BadAdvertisement::Code(bytes[1]));
+    }
+    if !source.is_unicast_link_local() {
+        return Err(BadAdvertisement::NotLinkLocal(source));
+    }
+    walk_options(&bytes[16..], |_, _| {}).map_err(|e| match e {
+        BadOptions::Truncated => BadAdvertisement::Truncated,
+        BadOptions::ZeroLength => BadAdvertisement::ZeroLengthOption,
+    })
 }
 
 /// When to advertise on one zone: drive it with [`Schedule::solicited`] and
@@ -439,6 +499,44 @@ mod tests {
         let b = Advert::new(vec![PrefixInfo::ula(prefix())]).encode();
         assert_eq!(b.len(), 16 + 32);
         assert_eq!(b[16], 3);
+    }
+
+    #[test]
+    fn advertisements_are_checked_like_solicitations_and_must_come_from_link_local() {
+        let ours = Advert::new(vec![PrefixInfo::ula(prefix())]).encode();
+        assert_eq!(check_advertisement(ll(), &ours), Ok(()));
+        assert_eq!(
+            check_advertisement("2001:db8::1".parse().unwrap(), &ours),
+            Err(BadAdvertisement::NotLinkLocal(
+                "2001:db8::1".parse().unwrap()
+            ))
+        );
+        let mut zero = ours.clone();
+        zero[17] = 0;
+        assert_eq!(
+            check_advertisement(ll(), &zero),
+            Err(BadAdvertisement::ZeroLengthOption)
+        );
+        let mut long = ours.clone();
+        long[17] = 9;
+        assert_eq!(
+            check_advertisement(ll(), &long),
+            Err(BadAdvertisement::Truncated)
+        );
+        assert_eq!(
+            check_advertisement(ll(), &ours[..10]),
+            Err(BadAdvertisement::Truncated)
+        );
+        let mut code = ours.clone();
+        code[1] = 1;
+        assert_eq!(
+            check_advertisement(ll(), &code),
+            Err(BadAdvertisement::Code(1))
+        );
+        assert_eq!(
+            check_advertisement(ll(), &solicitation()),
+            Err(BadAdvertisement::OtherType(ROUTER_SOLICITATION))
+        );
     }
 
     #[test]

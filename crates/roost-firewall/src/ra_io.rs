@@ -14,7 +14,10 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use crate::ra::{BadSolicitation, Schedule, ZoneAdvert, parse_solicitation};
+use crate::ra::{
+    BadAdvertisement, BadSolicitation, Schedule, ZoneAdvert, check_advertisement,
+    parse_solicitation,
+};
 
 /// What each zone interface advertises, published by the daemon whenever a view or the
 /// delegated prefix changes. An interface missing from the map advertises nothing.
@@ -29,6 +32,12 @@ pub struct RaStats {
     pub solicitations: AtomicU64,
     /// Router solicitations dropped as malformed.
     pub malformed: AtomicU64,
+    /// Router advertisements from someone else on a zone (a rogue router; never taken).
+    pub rogue: AtomicU64,
+    /// Valid router advertisements from the ISP on the WAN (the kernel takes them).
+    pub wan_adverts: AtomicU64,
+    /// Malformed router advertisements on the WAN (the kernel drops them too).
+    pub wan_malformed: AtomicU64,
 }
 
 /// Starting the advertiser failed.
@@ -91,11 +100,13 @@ fn socket(interface: &str, index: u32) -> Result<UdpSocket, RaIoError> {
 }
 
 /// Asks the routers on the uplink `interface` to advertise (three router solicitations 4 s
-/// apart, RFC 4861 §6.3.7), once its link-local address is usable. Needed because switching
-/// on forwarding makes the kernel drop the default route it learned as a host, and the
-/// kernel solicits only when the link comes up: without this the router would wait for the
-/// ISP's next unsolicited advertisement (up to 10 minutes) for its IPv6 default route.
-pub async fn solicit_routers(interface: String) -> Result<(), RaIoError> {
+/// apart, RFC 4861 §6.3.7), once its link-local address is usable, then watches their
+/// advertisements for ever, counting valid and malformed ones (the kernel takes the valid
+/// ones: accept_ra = 2 on the WAN only). Soliciting is needed because switching on forwarding
+/// makes the kernel drop the default route it learned as a host, and the kernel solicits
+/// only when the link comes up: without it the router would wait for the ISP's next
+/// unsolicited advertisement (up to 10 minutes) for its IPv6 default route.
+pub async fn watch_uplink(interface: String, stats: Arc<RaStats>) -> Result<(), RaIoError> {
     let index = ifindex(&interface)?;
     loop {
         let ready = std::fs::read_to_string("/proc/self/net/if_inet6")
@@ -107,13 +118,34 @@ pub async fn solicit_routers(interface: String) -> Result<(), RaIoError> {
     }
     let sock = socket(&interface, index)?;
     let to = SocketAddrV6::new(ALL_ROUTERS, 0, 0, index);
-    for _ in 0..3 {
-        if let Err(e) = sock.send_to(&crate::ra::solicitation(), to).await {
-            tracing::warn!(%interface, error = %e, "router solicitation not sent");
+    let mut solicitations = 0;
+    let mut next = tokio::time::Instant::now();
+    let mut buf = vec![0u8; 1500];
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next), if solicitations < 3 => {
+                if let Err(e) = sock.send_to(&crate::ra::solicitation(), to).await {
+                    tracing::warn!(%interface, error = %e, "router solicitation not sent");
+                }
+                solicitations += 1;
+                next += std::time::Duration::from_secs(4);
+            }
+            r = sock.recv_from(&mut buf) => match r {
+                Ok((n, SocketAddr::V6(from))) => match check_advertisement(*from.ip(), &buf[..n]) {
+                    Ok(()) => {
+                        stats.wan_adverts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(BadAdvertisement::OtherType(_)) => {}
+                    Err(e) => {
+                        stats.wan_malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%interface, from = %from.ip(), error = %e, "malformed router advertisement");
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%interface, error = %e, "icmpv6 receive failed"),
+            },
         }
-        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     }
-    Ok(())
 }
 
 /// Whether `interface` has a link-local address that finished duplicate address detection
@@ -161,7 +193,12 @@ pub async fn run(
                             tracing::debug!(%interface, from = %from.ip(), "router solicitation");
                             schedule.solicited(Instant::now());
                         }
-                        Err(BadSolicitation::OtherType(_)) => {}
+                        Err(BadSolicitation::OtherType(_)) => {
+                            if check_advertisement(*from.ip(), &buf[..n]).is_ok() {
+                                stats.rogue.fetch_add(1, Ordering::Relaxed);
+                                tracing::debug!(%interface, from = %from.ip(), "router advertisement from another router on the zone (ignored)");
+                            }
+                        }
                         Err(e) => {
                             stats.malformed.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%interface, from = %from.ip(), error = %e, "dropped");

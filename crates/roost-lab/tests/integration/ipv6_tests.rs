@@ -757,3 +757,75 @@ fn lab_ipv6_a_lease_name_gets_aaaa_records_for_the_addresses_the_router_sees_its
     });
     assert_eq!(aaaa, want);
 }
+
+/// Sends the ICMPv6 message `hex` to all-nodes on `dev` in namespace `name`, hop limit 255.
+fn send_icmpv6(t: &TestLab, name: &str, dev: &str, hex: &str, times: u32) {
+    let netns = t.lab.netns(name).unwrap();
+    let script = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)\n\
+         idx = socket.if_nametoindex('{dev}')\n\
+         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)\n\
+         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)\n\
+         for _ in range({times}): s.sendto(bytes.fromhex('{hex}'), ('ff02::1', 0, 0, idx))\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &netns, "python3", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn firewall_metric(t: &TestLab, name: &str) -> u64 {
+    let (_, m) = t.lab.control_get(Service::Firewall, "/metrics").unwrap();
+    metric(&m, name)
+}
+
+#[test]
+fn lab_ipv6_malformed_and_rogue_router_advertisements_are_counted_and_change_nothing() {
+    let t = TestLab::up("v6k");
+    delegated_prefix(&t);
+    wait_for(
+        "the ISP's advertisements counted",
+        Duration::from_secs(20),
+        || {
+            (firewall_metric(&t, "roost_firewall_wan_router_advertisements_total") >= 1)
+                .then_some(())
+        },
+    );
+    let fw = t.lab.netns("fw").unwrap();
+    let default_route = || ip6_json(&fw, &["route", "show", "default"])[0]["gateway"].clone();
+    let before = default_route();
+    assert!(before.is_string(), "the ISP's default route");
+    // From the ISP: an advertisement whose prefix option says length 0 (RFC 4861 §6.1.2).
+    let zero_length = "86000000400007080000000000000000030000000000000000000000";
+    send_icmpv6(&t, "isp", "isp0", zero_length, 3);
+    wait_for(
+        "malformed advertisements counted",
+        Duration::from_secs(5),
+        || {
+            (firewall_metric(
+                &t,
+                "roost_firewall_wan_router_advertisements_malformed_total",
+            ) >= 3)
+                .then_some(())
+        },
+    );
+    assert_eq!(default_route(), before, "the default route stays the ISP's");
+    // From a LAN client: a valid advertisement of a prefix of its own (a rogue router).
+    let rogue = "86000000400007080000000000000000\
+                 030440c000015180000038400000000020010db800ba00000000000000000000";
+    send_icmpv6(&t, "client-lan", "eth0", rogue, 2);
+    wait_for("the rogue router counted", Duration::from_secs(5), || {
+        (firewall_metric(&t, "roost_firewall_rogue_router_advertisements_total") >= 2).then_some(())
+    });
+    // The router takes nothing from it: no address in its prefix, no route through it.
+    assert!(addresses_in(&fw, "lan", "2001:db8:ba::/64".parse().unwrap()).is_empty());
+    assert_eq!(default_route(), before);
+    let routes = ip6_json(&fw, &["route", "show", "dev", "lan", "proto", "ra"]);
+    assert_eq!(routes, serde_json::json!([]), "{routes}");
+}
