@@ -271,9 +271,11 @@ impl Firewall {
         if view.control != a.view.control
             || view.wan.mode != a.view.wan.mode
             || view.wan.interface != a.view.wan.interface
+            || view.wan.ipv6 != a.view.wan.ipv6
         {
             return Err(ConfigRejected::Invalid(
-                "`control`, `wan.mode` and `wan.interface` change only with a restart".to_owned(),
+                "`control`, `wan.mode`, `wan.interface` and `wan.ipv6` change only with a restart"
+                    .to_owned(),
             ));
         }
         let wan = match view.wan.mode {
