@@ -787,6 +787,8 @@ fn firewall_metric(t: &TestLab, name: &str) -> u64 {
 
 #[test]
 fn lab_ipv6_malformed_and_rogue_router_advertisements_are_counted_and_change_nothing() {
+    // Malformed router solicitations too; malformed DHCPv6 messages are in
+    // `lab_ipv6_the_isp_cannot_open_a_connection_to_a_lan_client_that_can_open_one_to_the_isp`.
     let t = TestLab::up("v6k");
     delegated_prefix(&t);
     wait_for(
@@ -823,7 +825,30 @@ fn lab_ipv6_malformed_and_rogue_router_advertisements_are_counted_and_change_not
     wait_for("the rogue router counted", Duration::from_secs(5), || {
         (firewall_metric(&t, "roost_firewall_rogue_router_advertisements_total") >= 2).then_some(())
     });
-    // The router takes nothing from it: no address in its prefix, no route through it.
+    // A broken router solicitation (an option of length 0) from the LAN is counted too, and
+    // the router still answers good ones.
+    let sent_before = firewall_metric(&t, "roost_firewall_router_advertisements_sent_total");
+    send_icmpv6(
+        &t,
+        "client-lan",
+        "eth0",
+        "85000000000000000100000000000000",
+        2,
+    );
+    wait_for(
+        "malformed solicitations counted",
+        Duration::from_secs(5),
+        || {
+            (firewall_metric(&t, "roost_firewall_router_solicitations_malformed_total") >= 2)
+                .then_some(())
+        },
+    );
+    send_icmpv6(&t, "client-lan", "eth0", "8500000000000000", 1);
+    wait_for("a solicited advertisement", Duration::from_secs(10), || {
+        (firewall_metric(&t, "roost_firewall_router_advertisements_sent_total") > sent_before)
+            .then_some(())
+    });
+    // The router takes nothing from the rogue: no address in its prefix, no route through it.
     assert!(addresses_in(&fw, "lan", "2001:db8:ba::/64".parse().unwrap()).is_empty());
     assert_eq!(default_route(), before);
     let routes = ip6_json(&fw, &["route", "show", "dev", "lan", "proto", "ra"]);
