@@ -13,6 +13,7 @@
 # Mirrors: lab_ipv6_the_ula_keeps_local_traffic_and_dns_working_with_the_wan_down
 # Mirrors: lab_ipv6_a_lease_name_gets_aaaa_records_for_the_addresses_the_router_sees_its_host_use
 # Mirrors: lab_ipv6_malformed_and_rogue_router_advertisements_are_counted_and_change_nothing
+# Mirrors: lab_ipv6_the_web_ui_answers_the_lan_at_the_routers_ula_address_and_refuses_guests
 # The last: the advertisements name the resolver at the router's ULA address (RDNSS), the
 # domain (DNSSL) and set O; the resolver answers there an AAAA the ISP serves.
 { pkgs, roostModule }:
@@ -137,7 +138,10 @@ pkgs.testers.runNixOSTest {
             lan.succeed(f"ping -6 -c1 -W2 -I {ula} fd12:3456:789a:1::1")
             lan.wait_until_succeeds(f"dig +short @192.168.1.1 laptop.home.arpa AAAA | grep -qx {ula}", timeout=60)
 
-        with subtest("malformed and rogue router advertisements change nothing"):
+        with subtest("the web UI answers the LAN at the router's ULA address"):
+        lan.wait_until_succeeds("curl -sk -m 5 -o /dev/null -w '%{http_code}' 'https://[fd12:3456:789a:1::1]/setup' | grep -qx 200", timeout=60)
+
+    with subtest("malformed and rogue router advertisements change nothing"):
             send = (
                 "python3 -c \"import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 58); "
                 "i = socket.if_nametoindex('eth1'); s.setsockopt(41, 18, 255); s.setsockopt(41, 17, i); "

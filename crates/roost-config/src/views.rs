@@ -377,7 +377,7 @@ impl Settings {
             protocol: Protocol::Both,
             port: 53,
             to: to(Service::Dns, 53),
-            // DNS alone over IPv6 for now: web and MQTT tell zones by IPv4 source.
+            // DNS and the web UI over IPv6 too; MQTT tells zones by IPv4 source only.
             to6: self
                 .service_link(Service::Dns)
                 .and_then(|l| l.v6)
@@ -390,7 +390,10 @@ impl Settings {
                 protocol: Protocol::Tcp,
                 port,
                 to: to(Service::Web, port),
-                to6: None,
+                to6: self
+                    .service_link(Service::Web)
+                    .and_then(|l| l.v6)
+                    .map(|v6| SocketAddrV6::new(v6.service, port, 0, 0)),
                 zones: self.web.zones.clone(),
             });
         }

@@ -222,12 +222,22 @@ pub struct Authed {
 }
 
 /// The zone `ip` is in.
+/// Over IPv6, by the zone's ULA /64: the UI is reached at the router's ULA address, for which
+/// RFC 6724 hosts pick their ULA source (a global source is in no zone: refused).
 pub fn zone_of(settings: &Settings, ip: IpAddr) -> Option<String> {
-    let IpAddr::V4(v4) = ip else { return None };
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
     settings
         .zones
         .iter()
-        .find(|(_, z)| z.subnet.contains(&v4))
+        .find(|(name, z)| match ip {
+            IpAddr::V4(v4) => z.subnet.contains(&v4),
+            IpAddr::V6(v6) => settings
+                .zone_ipv6(name)
+                .is_some_and(|z6| z6.subnet.contains(&v6)),
+        })
         .map(|(name, _)| name.clone())
 }
 
@@ -525,6 +535,7 @@ pub fn redirect_app(https_port: u16) -> Router {
 fn host_without_port(host: &str) -> Option<&str> {
     let name = if let Some(rest) = host.strip_prefix('[') {
         let end = rest.find(']')?;
+        rest[..end].parse::<std::net::Ipv6Addr>().ok()?;
         return Some(&host[..end + 2]);
     } else {
         host.rsplit_once(':').map_or(host, |(h, _)| h)
@@ -546,8 +557,31 @@ mod tests {
         assert_eq!(host_without_port("192.168.1.1"), Some("192.168.1.1"));
         assert_eq!(host_without_port("router.home:80"), Some("router.home"));
         assert_eq!(host_without_port("[fd00::1]:80"), Some("[fd00::1]"));
+        assert_eq!(host_without_port("[evil.test/x]:80"), None);
         assert_eq!(host_without_port("evil.test/x@"), None);
         assert_eq!(host_without_port(""), None);
+    }
+
+    #[test]
+    fn the_zone_of_an_ipv6_client_is_the_one_whose_ula_64_holds_it() {
+        let settings =
+            Settings::from_toml("roost.toml", include_str!("../../../examples/roost.toml"))
+                .unwrap();
+        let zone = |a: &str| zone_of(&settings, a.parse().unwrap());
+        assert_eq!(zone("fd12:3456:789a:1::99").as_deref(), Some("lan"));
+        assert_eq!(zone("fd12:3456:789a:1e::5").as_deref(), Some("guest"));
+        assert_eq!(zone("::ffff:192.168.1.99").as_deref(), Some("lan"));
+        assert_eq!(zone("192.168.20.7").as_deref(), Some("iot"));
+        assert_eq!(
+            zone("2001:db8:1200:1::99"),
+            None,
+            "a global source is in no zone"
+        );
+        assert_eq!(
+            zone("fd12:3456:789a:ffff::e"),
+            None,
+            "a service link is no zone"
+        );
     }
 
     #[test]

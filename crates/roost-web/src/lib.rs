@@ -240,14 +240,23 @@ pub async fn run(view: WebView, state_dir: &Path) -> Result<(), RunError> {
     let acceptor = tls::acceptor(&cert, &key)?;
     let state = AppState::new(Arc::clone(&controller));
     let ip = IpAddr::V4(*view.control.listen.ip());
-    let bind = |port: u16| async move {
+    let bind = |ip: IpAddr, port: u16| async move {
         let addr = SocketAddr::new(ip, port);
         tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| RunError::Listen { addr, source })
     };
-    let https = bind(settings.web.https_port).await?;
-    let http = bind(settings.web.http_port).await?;
+    let https = bind(ip, settings.web.https_port).await?;
+    let http = bind(ip, settings.web.http_port).await?;
+    // Over IPv6 too, on the link's v6 address (the firewall forwards the zones' router ULA
+    // addresses there).
+    let v6 = match view.network.link_address6() {
+        Some(a) => Some((
+            bind(IpAddr::V6(a), settings.web.https_port).await?,
+            bind(IpAddr::V6(a), settings.web.http_port).await?,
+        )),
+        None => None,
+    };
     let token = roost_control::Token::load(&view.control.token_file)?;
     let control_app = roost_control::router_with(
         Arc::new(WebDaemon(Arc::clone(&state))),
@@ -262,20 +271,35 @@ pub async fn run(view: WebView, state_dir: &Path) -> Result<(), RunError> {
     let https_addr = https.local_addr().ok();
     let https_task = tokio::spawn(server::serve(
         https,
-        Some(acceptor),
+        Some(acceptor.clone()),
         app::app(Arc::clone(&state)),
         stop.clone(),
     ));
     let redirect_port = https_addr.map_or(settings.web.https_port, |a| a.port());
-    let http_task = tokio::spawn(server::serve(
+    let mut tasks = vec![https_task];
+    if let Some((https6, http6)) = v6 {
+        tasks.push(tokio::spawn(server::serve(
+            https6,
+            Some(acceptor.clone()),
+            app::app(Arc::clone(&state)),
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(server::serve(
+            http6,
+            None,
+            app::redirect_app(redirect_port),
+            stop.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(server::serve(
         http,
         None,
         app::redirect_app(redirect_port),
         stop,
-    ));
+    )));
     roost_control::serve(control, control_app, roost_control::shutdown_signal()).await?;
     let _ = stop_tx.send(true);
-    for task in [https_task, http_task] {
+    for task in tasks {
         if let Ok(Err(e)) = task.await {
             tracing::warn!(error = %e, "listener failed");
         }

@@ -59,6 +59,12 @@ pub fn certificate_files(
         format!("{}.{}", settings.router.hostname, settings.router.domain),
     ];
     names.extend(settings.zones.values().map(|z| z.router.to_string()));
+    names.extend(
+        settings
+            .zones
+            .keys()
+            .filter_map(|name| Some(settings.zone_ipv6(name)?.router.to_string())),
+    );
     let invalid = |why: String| TlsError::Invalid {
         path: cert.clone(),
         why,

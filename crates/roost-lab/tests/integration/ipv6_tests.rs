@@ -854,3 +854,73 @@ fn lab_ipv6_malformed_and_rogue_router_advertisements_are_counted_and_change_not
     let routes = ip6_json(&fw, &["route", "show", "dev", "lan", "proto", "ra"]);
     assert_eq!(routes, serde_json::json!([]), "{routes}");
 }
+
+/// `curl -sk` in `name`: the status code and the redirect target.
+fn curl6(t: &TestLab, name: &str, args: &[&str]) -> String {
+    let netns = t.lab.netns(name).unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns,
+            "curl",
+            "-sk",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-w", "%{http_code} %{redirect_url}"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn lab_ipv6_the_web_ui_answers_the_lan_at_the_routers_ula_address_and_refuses_guests() {
+    let t = TestLab::up("v6l");
+    let lan = t.lab.settings().zone_ipv6("lan").unwrap().router;
+    let guest = t.lab.settings().zone_ipv6("guest").unwrap().router;
+    slaac_address(&t, "client-lan", "lan");
+    slaac_address(&t, "client-guest", "guest");
+    // The first-run page over IPv6, and port 80 redirecting to HTTPS at the same address.
+    let setup = wait_for("the web UI over IPv6", Duration::from_secs(10), || {
+        let r = curl6(&t, "client-lan", &[&format!("https://[{lan}]/setup")]);
+        r.starts_with("200").then_some(r)
+    });
+    assert_eq!(setup, "200");
+    assert_eq!(
+        curl6(&t, "client-lan", &[&format!("http://[{lan}]/dhcp")]),
+        format!("308 https://[{lan}]/dhcp")
+    );
+    // A global source is in no zone (the LAN is known by its ULA /64): refused.
+    let prefix = delegated_prefix(&t);
+    let global = global_address(&t, "client-lan", global_subnet(&t, "lan", prefix));
+    let from_global = curl6(
+        &t,
+        "client-lan",
+        &[
+            "--interface",
+            &global.to_string(),
+            &format!("https://[{lan}]/setup"),
+        ],
+    );
+    assert!(!from_global.starts_with("200"), "{from_global}");
+    // Guests reach neither their own router's web port nor the LAN's, over IPv6 as over IPv4;
+    // their resolver at the same address answers (the positive twin).
+    for port in [443, 80] {
+        assert!(
+            !connects6(&t, "client-guest", guest, port, DENIED),
+            "guest :{port}"
+        );
+        assert!(
+            !connects6(&t, "client-guest", lan, port, DENIED),
+            "guest to lan :{port}"
+        );
+    }
+    assert!(
+        connects6(&t, "client-guest", guest, 53, ALLOWED),
+        "guest dns over tcp"
+    );
+}
