@@ -500,6 +500,24 @@ impl Lab {
         for ns in &self.plan.namespaces {
             netns::ensure(ns)?;
         }
+        // A service VM takes no router advertisements (the dhcp VM sits on the zone bridges):
+        // its addresses and routes are its view's, as `roostctl net apply` makes them.
+        let sysctl = find_program(Path::new("sysctl")).display().to_string();
+        for service in Service::ALL.iter().filter(|s| **s != Service::Firewall) {
+            let ns = plan::service_netns(&self.opts.prefix, *service);
+            netns::ip(&[
+                "netns",
+                "exec",
+                &ns,
+                &sysctl,
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.accept_ra=0",
+                "net.ipv6.conf.default.accept_ra=0",
+                "net.ipv6.conf.all.autoconf=0",
+                "net.ipv6.conf.default.autoconf=0",
+            ])?;
+        }
         let sw = &self.plan.switch;
         for bridge in &self.plan.bridges {
             if !netns::link_exists(sw, bridge) {

@@ -22,6 +22,15 @@ pub(crate) fn apply(file: &Path) -> anyhow::Result<ExitCode> {
     let view: AnyView = toml::from_str(&text)
         .with_context(|| format!("{}: no usable [network] table", file.display()))?;
     for iface in &view.network.interfaces {
+        // Addresses and routes are the view's alone: no router advertisements taken (the dhcp
+        // VM sits on the zone bridges, where the firewall advertises). Without IPv6 in the
+        // guest the files are missing, which is fine.
+        for key in ["accept_ra", "autoconf"] {
+            let path = format!("/proc/sys/net/ipv6/conf/{}/{key}", iface.name);
+            if std::path::Path::new(&path).exists() {
+                std::fs::write(&path, "0\n").with_context(|| format!("setting {path}"))?;
+            }
+        }
         ip(&["link", "set", &iface.name, "up"])?;
         ip(&[
             "addr",

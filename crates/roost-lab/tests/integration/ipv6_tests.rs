@@ -284,6 +284,17 @@ fn lab_ipv6_lan_client_gets_a_global_address_from_the_delegated_prefix_and_reach
     assert_eq!(wan.len(), 1, "{wan:?}");
     let routes = ip6_json(&fw, &["route", "show", "default"]);
     assert_eq!(routes[0]["protocol"].as_str(), Some("ra"), "{routes}");
+    // The dhcp VM, on the zone bridges, takes no advertisement: no SLAAC address, and its one
+    // default route is its service link's.
+    let dhcp = t.lab.netns("dhcp").unwrap();
+    let dhcp_lan = addresses_in(&dhcp, "lan", "::/0".parse().unwrap());
+    assert!(
+        dhcp_lan.iter().all(|a| a.is_unicast_link_local()),
+        "{dhcp_lan:?}"
+    );
+    let routes = ip6_json(&dhcp, &["route", "show", "default"]);
+    assert_eq!(routes[0]["dev"].as_str(), Some("svc"), "{routes}");
+    assert_eq!(routes.as_array().map(Vec::len), Some(1), "{routes}");
     // The rest of the /56 is unreachable, not sent back to the ISP (RFC 7084 WPD-5).
     let unreachable = ip6_json(&fw, &["route", "show", "type", "unreachable"]);
     assert_eq!(
