@@ -5,6 +5,8 @@
 # through the broker's control API) is readable under roost/ and no device can overwrite it.
 # Mirrors: lab_iot_sensor_publishes_and_lan_dashboard_receives_while_guests_cannot_connect
 # Mirrors: lab_mqtt_dashboard_reads_the_router_telemetry_that_no_device_can_write
+# Mirrors: lab_mqtt_over_ipv6_at_each_zones_router_ula_address_while_guests_cannot_connect
+# (The last: the same over IPv6, at each zone's router ULA address, SLAAC from the firewall.)
 { pkgs, roostModule }:
 let
   nodes = import ./lib.nix { inherit pkgs roostModule; };
@@ -54,6 +56,21 @@ pkgs.testers.runNixOSTest {
 
     with subtest("a guest cannot connect"):
         guest.fail("nc -z -w2 192.168.30.1 1883")
+
+    with subtest("the same over IPv6 at each zone's router ULA address; guests cannot connect"):
+        for m, prefix in ((lan, "fd12:3456:789a:1:"), (iot, "fd12:3456:789a:14:"), (guest, "fd12:3456:789a:1e:")):
+            m.wait_until_succeeds(f"ip -6 -o addr show -tentative | grep -q '{prefix}'", timeout=120)
+        lan.succeed(
+            "(mosquitto_sub -h fd12:3456:789a:1::1 -u dashboard -P dashboard-password -t 'sensors/#' -C 1 -W 90 > /tmp/got6) >/dev/null 2>&1 &"
+        )
+        for _ in range(30):
+            iot.succeed("mosquitto_pub -h fd12:3456:789a:14::1 -u sensor -P sensor-password -t sensors/hum -m 61 -q 1")
+            if lan.execute("grep -q 61 /tmp/got6")[0] == 0:
+                break
+            lan.sleep(1)
+        else:
+            raise Exception("the dashboard never received the sensor's message over IPv6")
+        guest.fail("nc -6 -z -w2 fd12:3456:789a:1e::1 1883")
 
     with subtest("the router's telemetry is readable under roost/ and not writable by devices"):
         read = "mosquitto_sub -h 192.168.1.1 -u dashboard -P dashboard-password -t roost/wan/address -C 1 -W 5"

@@ -204,6 +204,7 @@ impl Settings {
                 name: name.clone(),
                 subnet: z.subnet,
                 router: z.router,
+                subnet6: self.zone_ipv6(name).map(|v6| v6.subnet),
             })
             .collect()
     }
@@ -377,7 +378,7 @@ impl Settings {
             protocol: Protocol::Both,
             port: 53,
             to: to(Service::Dns, 53),
-            // DNS and the web UI over IPv6 too; MQTT tells zones by IPv4 source only.
+            // Every published port is offered over IPv6 too, at the zone's router ULA address.
             to6: self
                 .service_link(Service::Dns)
                 .and_then(|l| l.v6)
@@ -410,7 +411,10 @@ impl Settings {
                         protocol: Protocol::Tcp,
                         port,
                         to: to(Service::Mqtt, port),
-                        to6: None,
+                        to6: self
+                            .service_link(Service::Mqtt)
+                            .and_then(|l| l.v6)
+                            .map(|v6| SocketAddrV6::new(v6.service, port, 0, 0)),
                         zones: vec![l.zone.clone()],
                     }),
                 }
@@ -624,6 +628,9 @@ pub struct ZoneNet {
     pub subnet: Ipv4Net,
     /// The router's address in it.
     pub router: Ipv4Addr,
+    /// Its ULA /64, when it has IPv6 (v6 clients are told apart by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// `/etc/roost/dns.toml`.

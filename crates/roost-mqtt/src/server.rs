@@ -201,8 +201,17 @@ async fn bind_listeners(view: &MqttView) -> Result<Vec<Bound>, SetupError> {
             None => groups.push((port, kind, None)),
         }
     }
+    // Every port on the link's IPv6 address too, when it has one (not the tests' port 0).
+    let ip6 = view.network.link_address6().map(IpAddr::V6);
+    let groups: Vec<_> = groups
+        .into_iter()
+        .flat_map(|(port, kind, only)| {
+            let v6 = ip6.filter(|_| port != 0).map(|ip6| (ip6, port, kind, None));
+            std::iter::once((ip, port, kind, only)).chain(v6)
+        })
+        .collect();
     let mut bound = Vec::new();
-    for (port, (tls, websocket), only) in groups {
+    for (ip, port, (tls, websocket), only) in groups {
         let addr = SocketAddr::new(ip, port);
         let socket = listen(addr).map_err(|source| SetupError::Bind { addr, source })?;
         let local = socket
@@ -246,13 +255,19 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// The zone of a client address: its IPv4 subnet, or over IPv6 its ULA /64 (devices reach
+/// the broker at the router's ULA address, for which RFC 6724 hosts pick their ULA source).
 fn zone_of(zones: &[ZoneNet], ip: IpAddr) -> Option<&str> {
-    let IpAddr::V4(v4) = ip else {
-        return None;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
     };
     zones
         .iter()
-        .find(|z| z.subnet.contains(&v4))
+        .find(|z| match ip {
+            IpAddr::V4(v4) => z.subnet.contains(&v4),
+            IpAddr::V6(v6) => z.subnet6.is_some_and(|n| n.contains(&v6)),
+        })
         .map(|z| z.name.as_str())
 }
 
@@ -1027,5 +1042,30 @@ impl roost_control::Daemon for Daemon {
 
     async fn put_config(&self, toml: String) -> Result<(), ConfigRejected> {
         self.apply(&toml).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_is_told_by_its_ipv4_subnet_or_its_ula_64() {
+        let zones = vec![ZoneNet {
+            name: "iot".into(),
+            subnet: "192.168.20.0/24".parse().unwrap(),
+            router: "192.168.20.1".parse().unwrap(),
+            subnet6: Some("fd12:3456:789a:14::/64".parse().unwrap()),
+        }];
+        let zone = |a: &str| zone_of(&zones, a.parse().unwrap());
+        assert_eq!(zone("192.168.20.7"), Some("iot"));
+        assert_eq!(zone("::ffff:192.168.20.7"), Some("iot"));
+        assert_eq!(zone("fd12:3456:789a:14::7"), Some("iot"));
+        assert_eq!(zone("fd12:3456:789a:1::7"), None);
+        assert_eq!(
+            zone("2001:db8:1200:14::7"),
+            None,
+            "a global source is in no zone"
+        );
     }
 }

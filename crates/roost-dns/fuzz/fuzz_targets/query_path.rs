@@ -36,6 +36,7 @@ fn resolver() -> &'static Arc<Resolver> {
             name: "lan".into(),
             subnet: "192.168.1.0/24".parse().unwrap(),
             router: "192.168.1.1".parse().unwrap(),
+            subnet6: None,
         }];
         view.dns = dns;
         Arc::new(Resolver::new(view).unwrap())

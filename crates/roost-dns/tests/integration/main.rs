@@ -193,6 +193,7 @@ pub(crate) fn loopback_view(dir: &Path, upstream: Option<SocketAddr>) -> DnsView
         name: "lan".into(),
         subnet: "127.0.0.0/8".parse().unwrap(),
         router: "127.0.0.1".parse().unwrap(),
+        subnet6: None,
     }];
     view.dns = dns;
     view

@@ -274,3 +274,127 @@ fn lab_mqtt_dashboard_reads_the_router_telemetry_that_no_device_can_write() {
         "a device overwrote telemetry: {v}"
     );
 }
+
+/// Waits for `ns`'s SLAAC address in `zone`'s ULA /64.
+fn wait_for_ula(t: &TestLab, ns: &str, zone: &str) {
+    let net = t.lab.settings().zone_ipv6(zone).unwrap().subnet;
+    let prefix = net.network().to_string();
+    let prefix = prefix.trim_end_matches("::");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let out = cmd_in(t, ns, "ip", &["-6", "-o", "addr", "show", "-tentative"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(prefix) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no address in {net} in {ns}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn lab_mqtt_over_ipv6_at_each_zones_router_ula_address_while_guests_cannot_connect() {
+    let (t, _dir) = up_with_users("m6");
+    let router = |zone: &str| t.lab.settings().zone_ipv6(zone).unwrap().router.to_string();
+    wait_for_ula(&t, "client-lan", "lan");
+    wait_for_ula(&t, "client-iot", "iot");
+    wait_for_ula(&t, "client-guest", "guest");
+    let lan = router("lan");
+    let mut sub = InNs(
+        cmd_in(
+            &t,
+            "client-lan",
+            "mosquitto_sub",
+            &[
+                "-h",
+                &lan,
+                "-p",
+                "1883",
+                "-u",
+                "dashboard",
+                "-P",
+                DASH_PW,
+                "-i",
+                "dash6",
+                "-t",
+                "sensors/#",
+                "-C",
+                "1",
+                "-v",
+                "-W",
+                "30",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let iot = router("iot");
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let o = cmd_in(
+            &t,
+            "client-iot",
+            "mosquitto_pub",
+            &[
+                "-h",
+                &iot,
+                "-p",
+                "1883",
+                "-u",
+                "sensor",
+                "-P",
+                SENSOR_PW,
+                "-t",
+                "sensors/cellar/humidity",
+                "-m",
+                "61",
+            ],
+        )
+        .output()
+        .unwrap();
+        assert!(
+            o.status.success(),
+            "iot publish over ipv6: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if sub.0.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lan subscriber never got the message"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(sub.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "sensors/cellar/humidity 61\n");
+    // The guest zone has no listener over IPv6 either; its twin above (iot) connected.
+    let o = cmd_in(
+        &t,
+        "client-guest",
+        "timeout",
+        &[
+            "5",
+            "mosquitto_pub",
+            "-h",
+            &router("guest"),
+            "-p",
+            "1883",
+            "-u",
+            "sensor",
+            "-P",
+            SENSOR_PW,
+            "-t",
+            "sensors/x",
+            "-m",
+            "no",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success(), "a guest reached the broker over ipv6");
+}

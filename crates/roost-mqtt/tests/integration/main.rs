@@ -77,6 +77,7 @@ pub(crate) fn view(
             name: "lan".into(),
             subnet: "127.0.0.0/8".parse().unwrap(),
             router: "127.0.0.1".parse().unwrap(),
+            subnet6: None,
         }],
         listeners,
         tls,
