@@ -114,7 +114,8 @@ fn iot_and_guest_chains_reach_only_wan_dns_and_mqtt() {
                 line.contains("oifname \"wan\" accept")
                     || line.contains("oifname \"svc-dns\" ip daddr 10.254.0.6 meta l4proto { tcp, udp } th dport 53 ct status dnat")
                     || line.contains("oifname \"svc-dns\" ip6 daddr fd12:3456:789a:ffff::6 meta l4proto { tcp, udp } th dport 53 ct status dnat")
-                    || line.contains("oifname \"svc-mqtt\" ip daddr 10.254.0.18 tcp dport 1883 ct status dnat"),
+                    || line.contains("oifname \"svc-mqtt\" ip daddr 10.254.0.18 tcp dport 1883 ct status dnat")
+                    || line.contains("oifname \"svc-mqtt\" ip6 daddr fd12:3456:789a:ffff::12 tcp dport 1883 ct status dnat"),
                 "{zone} may do more than allowed: {line}"
             );
         }
