@@ -32,6 +32,13 @@ pub(crate) enum Command {
         #[arg(long, default_value = "/etc/roost/update-system.toml")]
         system: PathBuf,
     },
+    /// The host step (NixOS host, root, no network): verifies again and carries out what the
+    /// update VM's agent asks through the spool (import, profile, switch, restart, collect).
+    Host {
+        /// Its settings: pinned root, host name, spool, store, profile, restart command.
+        #[arg(long, default_value = "/etc/roost/update-host.toml")]
+        settings: PathBuf,
+    },
     /// Create or rotate keys and root metadata.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -273,6 +280,16 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::TufClient(args) => tuf_client(args).await?,
         Command::Agent { config, system } => agent(&config, &system).await?,
+        Command::Host { settings } => {
+            let settings = roost_update::host::HostSettings::load(&settings)?;
+            let state = std::env::var_os("STATE_DIRECTORY").map_or_else(
+                || PathBuf::from("/var/lib/roost/update-host"),
+                PathBuf::from,
+            );
+            roost_update::host::HostStep::new(settings, state)
+                .serve(roost_control::shutdown_signal())
+                .await;
+        }
     }
     Ok(())
 }

@@ -131,6 +131,8 @@ pub struct Client {
     /// Persistent directory holding the trusted metadata (`root.json`, `timestamp.json`, ...);
     /// it is what makes rollback and freeze attacks across runs detectable.
     pub metadata_dir: PathBuf,
+    /// How files are fetched (HTTP(S) and `file://` by default).
+    transport: Box<dyn Transport>,
 }
 
 fn base(mut url: Url) -> Url {
@@ -154,7 +156,14 @@ impl Client {
             metadata_url: base(metadata_url),
             targets_url: base(targets_url),
             metadata_dir,
+            transport: Box::new(DefaultTransport::new()),
         }
+    }
+
+    /// Fetches through `transport` instead (the agent records what it fetched in the spool).
+    pub fn with_transport(mut self, transport: impl Transport + 'static) -> Self {
+        self.transport = Box::new(transport);
+        self
     }
 
     /// Runs the TUF client workflow (root chain, timestamp, snapshot, targets) and returns the
@@ -175,10 +184,10 @@ impl Client {
                 });
             }
         };
-        let transport = DefaultTransport::new();
+        let transport = self.transport.clone();
         let repo =
             RepositoryLoader::new(&root, self.metadata_url.clone(), self.targets_url.clone())
-                .transport(transport.clone())
+                .transport(Boxed(transport.clone()))
                 .datastore(&self.metadata_dir)
                 .expiration_enforcement(ExpirationEnforcement::Safe)
                 .load()
@@ -187,8 +196,19 @@ impl Client {
         Ok(Verified {
             repo,
             targets_url: self.targets_url.clone(),
-            transport: Box::new(transport),
+            transport,
         })
+    }
+}
+
+/// A boxed transport as a transport (tough's loader takes a sized one).
+#[derive(Debug, Clone)]
+struct Boxed(Box<dyn Transport>);
+
+#[async_trait::async_trait]
+impl Transport for Boxed {
+    async fn fetch(&self, url: Url) -> Result<tough::TransportStream, tough::TransportError> {
+        self.0.fetch(url).await
     }
 }
 

@@ -27,10 +27,13 @@
 pub mod agent;
 pub mod client;
 pub mod conformance;
+pub mod durable;
+pub mod host;
 pub mod keys;
 pub mod manifest;
 pub mod nix;
 pub mod repo;
+pub mod spool;
 
 pub use client::{Client, ClientError, NarCheck, NarError, Verified, verify_nar};
 pub use keys::{KeyDir, PemKey};

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -254,7 +255,15 @@ fn lines(dir: &TempDir, file: &str) -> Vec<String> {
 #[test]
 fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealthy_one() {
     let tmp = TempDir::new("lab-update");
-    for d in ["www", "run", "agent-state", "target-store", "profiles"] {
+    for d in [
+        "www",
+        "run",
+        "agent-state",
+        "host-state",
+        "spool",
+        "target-store",
+        "profiles",
+    ] {
         std::fs::create_dir_all(tmp.path(d)).unwrap();
     }
     let built = build(
@@ -358,9 +367,8 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
     let run_dir = tmp.path("run");
     let system = format!(
         r#"root = "{root}"
-store = "{store}"
-profile = "{profile}"
-restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
+spool = "{spool}"
+host_timeout_secs = 60
 health_timeout_secs = 5
 
 [[checks]]
@@ -372,13 +380,51 @@ name = "generation"
 command = ["sh", "-c", "! test -e {run}/unhealthy"]
 "#,
         root = root.display(),
-        store = tmp.path("target-store").display(),
-        profile = tmp.path("profiles/system").display(),
+        spool = tmp.path("spool").display(),
         run = run_dir.display(),
         dns = view.dns_server,
         zone = isp::ZONE,
     );
     std::fs::write(tmp.path("system.toml"), system).unwrap();
+    // The host step: the store, the profile and VM restarts, with no network at all (its own
+    // empty network namespace, as `PrivateNetwork=yes` gives it on the host).
+    let host_settings = format!(
+        r#"root = "{root}"
+hostname = "{host}"
+spool = "{spool}"
+store = "{store}"
+profile = "{profile}"
+restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
+"#,
+        root = root.display(),
+        spool = tmp.path("spool").display(),
+        store = tmp.path("target-store").display(),
+        profile = tmp.path("profiles/system").display(),
+        run = run_dir.display(),
+    );
+    std::fs::write(tmp.path("host.toml"), host_settings).unwrap();
+    let host_log = std::fs::File::create(tmp.path("host.log")).unwrap();
+    let mut host_step = Command::new("unshare")
+        .args(["--net", "--", "env"])
+        .arg(format!(
+            "STATE_DIRECTORY={}",
+            tmp.path("host-state").display()
+        ))
+        .arg(format!("ROOST_TEST_DIR={}", run_dir.display()))
+        .arg("RUST_LOG=info")
+        .arg(bin_dir().join("roost-update"))
+        .arg("host")
+        .arg("--settings")
+        .arg(tmp.path("host.toml"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(host_log.try_clone().unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    lab.helpers.push(host_step.id());
+    // The lab stops it with its helpers; this reaps it then.
+    std::thread::spawn(move || host_step.wait());
     let cache_url = format!("{base}/cache/");
     publish(&tmp.0, &host, &built["g1"], 1, &cache_url);
 
@@ -473,4 +519,12 @@ command = ["sh", "-c", "! test -e {run}/unhealthy"]
         ["g1 switch", "g2 switch", "bad switch", "g2 switch"]
     );
     assert_eq!(post(&lab, "/apply").0, 404);
+    // Every generation went into the store through the host step, which verified it again
+    // from the spool without a network of its own.
+    let host_log = std::fs::read_to_string(tmp.path("host.log")).unwrap();
+    let imported = host_log
+        .lines()
+        .filter(|l| l.contains("generation verified and imported"))
+        .count();
+    assert_eq!(imported, 3, "{host_log}");
 }

@@ -129,6 +129,26 @@ impl Fetcher {
             .join(format!("{}.nar", path.hash_part()))
     }
 
+    /// Whether a NAR of `path` kept from an earlier run is there and still matches the
+    /// manifest; one that does not is removed.
+    pub async fn kept_nar_is_good(&self, manifest: &Manifest, path: &StorePath) -> bool {
+        let file = self.nar_file(path);
+        let Ok(reader) = std::fs::File::open(&file) else {
+            return false;
+        };
+        let (manifest, key) = (manifest.clone(), path.to_string());
+        let good = tokio::task::spawn_blocking(move || {
+            crate::client::verify_nar(&manifest, &key, BufReader::new(reader)).is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if !good {
+            tracing::warn!(%path, "a kept NAR does not match the manifest; fetching it again");
+            let _ = std::fs::remove_file(&file);
+        }
+        good
+    }
+
     /// Fetches and checks `path`; afterwards its NAR is in the import cache.
     pub async fn fetch(&self, manifest: &Manifest, path: &StorePath) -> Result<(), FetchError> {
         let key = path.to_string();

@@ -1,13 +1,14 @@
 //! The update agent (`roost-update agent --config /etc/roost/update.toml`), in the router's
-//! update VM with the host's store and profile (a small privileged step on the host).
+//! update VM: the network side of an update. What needs privilege (import into the store, the
+//! system profile, activation, VM restarts) it asks of the host step through the spool
+//! (`crate::spool`, `crate::host`), which verifies everything again. ADRs 0006, 0012.
 //!
 //! - [`machine`]: the update as a sans-IO state machine over a durable journal
 //!   (`STATE_DIRECTORY/journal.json`, written through temp + fsync + rename before each step).
-//! - [`fetch`]: only the missing store paths, resumed downloads, xz, NarSize/NarHash checks.
-//! - [`store`]: Nix at the edge: validity, import, `nix-env -p PROFILE --set`,
-//!   `switch-to-configuration switch`, restarting the changed service VMs.
+//! - [`fetch`]: only the missing store paths, resumed downloads, xz, NarSize/NarHash checks,
+//!   into the spool.
 //! - [`health`]: peers' `/health` and check commands within a deadline.
-//! - [`system`]: the platform file (store root, profile, restart command, check commands).
+//! - [`system`]: the platform file (pinned root, spool, check commands).
 //!
 //! Control API (roost-control) on `UpdateView.control.listen`: `/health`, `/metrics`, `/state`,
 //! `PUT /config`, and the agent's own `POST /check`, `POST /apply[?generation=N]`,
@@ -17,7 +18,6 @@
 pub mod fetch;
 pub mod health;
 pub mod machine;
-pub mod store;
 pub mod system;
 
 use std::path::{Path, PathBuf};
@@ -40,11 +40,13 @@ use tokio::sync::{Mutex, Notify, OwnedMutexGuard, RwLock};
 use url::Url;
 
 use crate::client::Client;
+use crate::durable::{DurableError, write_durable};
 use crate::manifest::Manifest;
+use crate::nix::StorePath;
+use crate::spool::{Answer, HostError, HostLink, RecordingTransport, Request, Spool};
 
 use self::fetch::{FetchError, Fetcher, Progress};
 use self::machine::{Gen, Journal, Next, Outcome, Phase};
-use self::store::{Store, write_durable};
 use self::system::SystemSettings;
 
 /// Test hook: exit like `kill -9` right after performing this step (`fetch-partial`: halfway
@@ -65,9 +67,9 @@ pub enum AgentError {
         /// Why.
         reason: String,
     },
-    /// Files or Nix.
+    /// A durable write.
     #[error(transparent)]
-    Store(#[from] store::StoreError),
+    Durable(#[from] DurableError),
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(String),
@@ -126,7 +128,8 @@ pub struct Agent {
     state_dir: PathBuf,
     journal: Mutex<Journal>,
     busy: Arc<Mutex<()>>,
-    store: Store,
+    host: HostLink,
+    spool: Spool,
     fetcher: Fetcher,
     http: reqwest::Client,
     last_check: RwLock<LastCheck>,
@@ -149,27 +152,11 @@ impl Agent {
         state_dir: PathBuf,
     ) -> Result<Arc<Self>, AgentError> {
         let journal_path = state_dir.join("journal.json");
-        let mut journal: Journal = match std::fs::read(&journal_path) {
+        let journal: Journal = match std::fs::read(&journal_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| state_err(&journal_path, e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Journal::default(),
             Err(e) => return Err(state_err(&journal_path, e)),
         };
-        let store = Store::new(&system);
-        if journal.current.is_none()
-            && journal.pending.is_none()
-            && let Some(toplevel) = store.profile_target()?
-        {
-            let generation = journal
-                .installed
-                .iter()
-                .find(|(_, t)| **t == toplevel)
-                .map_or(0, |(g, _)| *g);
-            tracing::info!(%toplevel, generation, "adopting the running system");
-            journal.current = Some(Gen {
-                generation,
-                toplevel,
-            });
-        }
         // tough installs the aws-lc-rs provider for rustls on first use; do it now so the
         // NAR client has one too.
         drop(tough::DefaultTransport::new());
@@ -179,10 +166,12 @@ impl Agent {
             .map_err(|e| AgentError::Http(e.to_string()))?;
         let crash_after = std::env::var(CRASH_ENV).ok().filter(|s| !s.is_empty());
         let progress = Arc::new(Progress::default());
+        let spool = Spool::new(&system.spool);
+        let host = HostLink::new(spool.clone(), system.host_timeout());
         let fetcher = Fetcher {
             http: http.clone(),
             downloads: state_dir.join("downloads"),
-            incoming: state_dir.join("incoming"),
+            incoming: spool.incoming(),
             progress,
             crash_partial: crash_after.as_deref() == Some("fetch-partial"),
         };
@@ -192,7 +181,8 @@ impl Agent {
             state_dir,
             journal: Mutex::new(journal),
             busy: Arc::new(Mutex::new(())),
-            store,
+            host,
+            spool,
             fetcher,
             http,
             last_check: RwLock::new(LastCheck::default()),
@@ -241,12 +231,11 @@ impl Agent {
         };
         let root = crate::client::read_root(&self.system.root)
             .map_err(|e| ApplyError::Repository(e.to_string()))?;
-        let client = Client::new(
-            root,
-            parse("metadata/")?,
-            parse("targets/")?,
-            self.state_dir.join("tuf"),
-        );
+        let (metadata, targets) = (parse("metadata/")?, parse("targets/")?);
+        // What it fetches is kept in the spool, where the host step verifies it again.
+        let recorder = RecordingTransport::new(&self.spool.repo(), &metadata, &targets);
+        let client = Client::new(root, metadata, targets, self.state_dir.join("tuf"))
+            .with_transport(recorder);
         Ok((
             client,
             view.hostname.clone(),
@@ -404,6 +393,38 @@ impl Agent {
         self.save(&journal)
     }
 
+    /// Adopts a running system it did not install: the toplevel the host's profile points
+    /// at becomes the current generation (0 unless the journal knows it). Asked before the
+    /// control API listens, so waits only briefly: a host step that is not up yet leaves it
+    /// to the next start.
+    pub async fn adopt(&self) -> Result<(), HostError> {
+        let mut journal = self.journal.lock().await;
+        if journal.current.is_some() || journal.pending.is_some() {
+            return Ok(());
+        }
+        let answer = self
+            .host
+            .call_within(Request::Running, Duration::from_secs(10))
+            .await?;
+        let Answer::Running(Some(toplevel)) = answer else {
+            return Ok(());
+        };
+        let generation = journal
+            .installed
+            .iter()
+            .find(|(_, t)| **t == toplevel)
+            .map_or(0, |(g, _)| *g);
+        tracing::info!(%toplevel, generation, "adopting the running system");
+        journal.current = Some(Gen {
+            generation,
+            toplevel,
+        });
+        if let Err(e) = self.save(&journal) {
+            tracing::warn!(error = %e, "cannot write the journal after adopting");
+        }
+        Ok(())
+    }
+
     /// Finishes or cleans up an update found in the journal at start.
     pub async fn recover(self: &Arc<Self>) -> Result<(), AgentError> {
         let guard = self.busy.clone().lock_owned().await;
@@ -476,8 +497,18 @@ impl Agent {
         if drop_gens.is_empty() {
             return;
         }
-        match self.store.collect(&toplevels).await {
-            Ok(freed) => {
+        match self
+            .host
+            .call(Request::Collect {
+                toplevels: toplevels.clone(),
+            })
+            .await
+        {
+            Ok(answer) => {
+                let freed = match answer {
+                    Answer::Freed(f) => f,
+                    _ => String::new(),
+                };
                 tracing::info!(generations = ?drop_gens, %freed, "old generations collected");
                 let mut journal = self.journal.lock().await;
                 journal.forget(&drop_gens);
@@ -494,15 +525,19 @@ impl Agent {
     async fn perform(&self, phase: Phase, p: &machine::Pending) -> Result<(), StepError> {
         match phase {
             Phase::Fetch => self.fetch(p.target.generation).await,
-            Phase::Install => Ok(self.store.set_profile(&p.target.toplevel).await?),
-            Phase::Switch => Ok(self.store.activate(&p.target.toplevel).await?),
-            Phase::Restart => {
-                for vm in &p.restart {
-                    tracing::info!(vm, "restarting service vm");
-                    self.store.restart_vm(vm).await?;
-                }
-                Ok(())
+            Phase::Install => {
+                self.ask(Request::Profile {
+                    toplevel: p.target.toplevel.clone(),
+                })
+                .await
             }
+            Phase::Switch => {
+                self.ask(Request::Switch {
+                    toplevel: p.target.toplevel.clone(),
+                })
+                .await
+            }
+            Phase::Restart => self.restart(&p.restart).await,
             Phase::Health => {
                 let view = self.view.read().await;
                 let checks = health::Checks {
@@ -520,14 +555,29 @@ impl Agent {
                     tracing::warn!("no previous generation to go back to");
                     return Ok(());
                 };
-                self.store.set_profile(&previous.toplevel).await?;
-                self.store.activate(&previous.toplevel).await?;
-                for vm in &p.restart {
-                    self.store.restart_vm(vm).await?;
-                }
-                Ok(())
+                let toplevel = previous.toplevel.clone();
+                self.ask(Request::Profile {
+                    toplevel: toplevel.clone(),
+                })
+                .await?;
+                self.ask(Request::Switch { toplevel }).await?;
+                self.restart(&p.restart).await
             }
         }
+    }
+
+    /// Asks the host step for something that answers `Done`.
+    async fn ask(&self, request: Request) -> Result<(), StepError> {
+        self.host.call(request).await?;
+        Ok(())
+    }
+
+    async fn restart(&self, vms: &[String]) -> Result<(), StepError> {
+        if vms.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(?vms, "restarting service vms");
+        self.ask(Request::Restart { vms: vms.to_vec() }).await
     }
 
     async fn fetch(&self, generation: u64) -> Result<(), StepError> {
@@ -535,8 +585,15 @@ impl Agent {
             .load_manifest(generation)
             .map_err(|e| StepError::Failed(e.to_string()))?
             .ok_or_else(|| StepError::Failed(format!("manifest of {generation} is gone")))?;
-        let all: Vec<_> = manifest.paths.keys().collect();
-        let missing = self.store.missing(&all).await?;
+        let all: Vec<StorePath> = manifest.paths.keys().cloned().collect();
+        let missing = match self
+            .host
+            .call(Request::Missing { paths: all.clone() })
+            .await?
+        {
+            Answer::Missing(missing) => missing,
+            other => return Err(StepError::Failed(format!("host step answered {other:?}"))),
+        };
         let bytes = missing
             .iter()
             .map(|p| Fetcher::file_size(&manifest, p))
@@ -549,8 +606,9 @@ impl Agent {
             "fetching store paths"
         );
         for path in &missing {
-            if self.fetcher.nar_file(path).is_file() {
-                // Checked and kept before an interruption.
+            if self.fetcher.kept_nar_is_good(&manifest, path).await {
+                // Checked and kept before an interruption (and checked again: the spool is
+                // shared, and a host step that refused it may have found it bad).
                 self.fetcher.progress.paths.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -562,9 +620,14 @@ impl Agent {
                     e => StepError::Failed(e.to_string()),
                 })?;
         }
-        self.store
-            .import(&self.fetcher.incoming, &manifest, &missing)
-            .await?;
+        let view = self.view.read().await;
+        let import = Request::Import {
+            host: view.hostname.clone(),
+            channel: view.update.channel.clone(),
+            generation,
+        };
+        drop(view);
+        self.ask(import).await?;
         // The imported NARs are in the store now.
         let _ = std::fs::remove_dir_all(&self.fetcher.incoming);
         Ok(())
@@ -645,8 +708,8 @@ enum StepError {
     Crash,
 }
 
-impl From<store::StoreError> for StepError {
-    fn from(e: store::StoreError) -> Self {
+impl From<HostError> for StepError {
+    fn from(e: HostError) -> Self {
         Self::Failed(e.to_string())
     }
 }
@@ -790,6 +853,9 @@ pub async fn run(
     let token = roost_control::Token::load(&view.control.token_file)?;
     let listen = view.control.listen;
     let agent = Agent::new(view, system, state_dir)?;
+    if let Err(e) = agent.adopt().await {
+        tracing::warn!(error = %e, "cannot ask the host step which system runs");
+    }
     let app = roost_control::router_with(
         Arc::clone(&agent),
         token,

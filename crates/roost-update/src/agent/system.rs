@@ -1,7 +1,8 @@
-//! The agent's platform settings (`/etc/roost/update-system.toml`, written by the host's Nix
-//! module): where the store and the system profile are, how a service VM is restarted and which
-//! extra health checks run. Apart from the settings view because none of it comes from
-//! `roost.toml`; tests point all of it at a separate store root.
+//! The agent's platform settings (`/etc/roost/update-system.toml`, written by the update VM's
+//! Nix module): the pinned root, the spool shared with the host step, which extra health
+//! checks run and when. Apart from the settings view because none of it comes from
+//! `roost.toml`. The store, the profile and VM restarts are the host step's
+//! (`crate::host::HostSettings`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,21 +25,17 @@ pub struct CheckCommand {
 pub struct SystemSettings {
     /// The pinned TUF root shipped with the system.
     pub root: PathBuf,
-    /// Root of a chroot store (`nix --store DIR`, the store then in `DIR/nix/store`); absent
-    /// means the system's store.
-    pub store: Option<PathBuf>,
-    /// The system profile.
-    pub profile: PathBuf,
-    /// Restarts one service VM; `{vm}` is replaced by its name.
-    pub restart: Vec<String>,
+    /// The directory shared with the host step (`crate::spool`).
+    pub spool: PathBuf,
+    /// Longest wait for the host step's answer to one request (an import of a large closure
+    /// on a slow SD card takes minutes).
+    pub host_timeout_secs: u64,
     /// Extra health checks (a DNS answer, a DHCP answer, WAN reachable).
     pub checks: Vec<CheckCommand>,
     /// Every check must pass within this many seconds after the switch.
     pub health_timeout_secs: u64,
     /// Without an update window: check this often (minutes, jittered by ±10 %).
     pub check_interval_minutes: u32,
-    /// Directory of the `nix`, `nix-store` and `nix-env` binaries (default: from PATH).
-    pub nix_bin: Option<PathBuf>,
     /// Installed generations kept after an update, newest first (at least 2); older ones are
     /// garbage-collected, except the running one, the one before it and a pinned one.
     pub keep_generations: usize,
@@ -48,17 +45,11 @@ impl Default for SystemSettings {
     fn default() -> Self {
         Self {
             root: PathBuf::from("/etc/roost/update-root.json"),
-            store: None,
-            profile: PathBuf::from("/nix/var/nix/profiles/system"),
-            restart: vec![
-                "systemctl".to_owned(),
-                "restart".to_owned(),
-                "microvm@{vm}.service".to_owned(),
-            ],
+            spool: PathBuf::from("/var/lib/roost/spool"),
+            host_timeout_secs: 1800,
             checks: Vec::new(),
             health_timeout_secs: 120,
             check_interval_minutes: 360,
-            nix_bin: None,
             keep_generations: 3,
         }
     }
@@ -92,12 +83,6 @@ impl SystemSettings {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
-        if s.restart.is_empty() {
-            return Err(SystemError::Invalid {
-                path: origin.to_owned(),
-                message: "restart: needs at least a program".to_owned(),
-            });
-        }
         if s.keep_generations < 2 {
             return Err(SystemError::Invalid {
                 path: origin.to_owned(),
@@ -127,6 +112,11 @@ impl SystemSettings {
         }
     }
 
+    /// The wait for one answer of the host step.
+    pub fn host_timeout(&self) -> Duration {
+        Duration::from_secs(self.host_timeout_secs)
+    }
+
     /// The health deadline.
     pub fn health_timeout(&self) -> Duration {
         Duration::from_secs(self.health_timeout_secs)
@@ -140,13 +130,13 @@ mod tests {
     #[test]
     fn system_file_defaults_to_the_real_system_and_rejects_unknown_keys() {
         let s = SystemSettings::from_toml(Path::new("s.toml"), "").unwrap();
-        assert_eq!(s.profile, PathBuf::from("/nix/var/nix/profiles/system"));
-        assert!(s.store.is_none());
-        let err = SystemSettings::from_toml(Path::new("s.toml"), "profle = \"/x\"\n").unwrap_err();
-        assert!(err.to_string().contains("profle"), "{err}");
+        assert_eq!(s.spool, PathBuf::from("/var/lib/roost/spool"));
+        // The store and the profile are the host step's, not the VM's.
+        let err = SystemSettings::from_toml(Path::new("s.toml"), "profile = \"/x\"\n").unwrap_err();
+        assert!(err.to_string().contains("profile"), "{err}");
         let s = SystemSettings::from_toml(
             Path::new("s.toml"),
-            "store = \"/tmp/r\"\n[[checks]]\nname = \"dns\"\ncommand = [\"true\"]\n",
+            "spool = \"/tmp/r\"\n[[checks]]\nname = \"dns\"\ncommand = [\"true\"]\n",
         )
         .unwrap();
         assert_eq!(s.checks[0].name, "dns");

@@ -1,7 +1,9 @@
 //! The update agent against real Nix (Debian's nix-bin in a separate store root) and a real
 //! TUF repository served on 127.0.0.1: stand-in generations built from plain derivations whose
 //! `switch-to-configuration` records its activation, published with the publisher, installed,
-//! switched, health-checked, rolled back, and killed at every step.
+//! switched, health-checked, rolled back, and killed at every step. The agent works through
+//! the host step (`roost-update host`, a second process) and the spool they share, as in the
+//! update VM and on the host; a test plays a compromised VM against the host step.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,7 +142,14 @@ impl Setup {
         std::fs::write(www.join("health"), "ok\n").unwrap();
         std::fs::write(tmp.path().join("token"), "test-token\n").unwrap();
         let server = FileServer::start(www).await;
-        for dir in ["agent-state", "target-store", "profiles", "run"] {
+        for dir in [
+            "agent-state",
+            "host-state",
+            "spool",
+            "target-store",
+            "profiles",
+            "run",
+        ] {
             std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
         }
         Self {
@@ -176,8 +185,9 @@ impl Setup {
         self.repo.publish(&manifest).await;
     }
 
-    /// Writes update.toml (from the example settings, pointed at this repository) and the
-    /// system file (separate store root and profile, hooks writing into the temp dir).
+    /// Writes update.toml (from the example settings, pointed at this repository), the
+    /// agent's system file and the host step's (separate store root and profile, hooks writing
+    /// into the temp dir).
     pub(crate) fn write_config(&self) {
         let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/roost.toml");
         let settings =
@@ -198,9 +208,8 @@ impl Setup {
         let run = self.path("run");
         let system = format!(
             r#"root = "{root}"
-store = "{store}"
-profile = "{profile}"
-restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
+spool = "{spool}"
+host_timeout_secs = 60
 health_timeout_secs = 3
 
 [[checks]]
@@ -208,11 +217,25 @@ name = "dns"
 command = ["sh", "-c", "! test -e {run}/unhealthy"]
 "#,
             root = self.path("root.json").display(),
+            spool = self.path("spool").display(),
+            run = run.display(),
+        );
+        std::fs::write(self.path("system.toml"), system).unwrap();
+        let host = format!(
+            r#"root = "{root}"
+hostname = "roost"
+spool = "{spool}"
+store = "{store}"
+profile = "{profile}"
+restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
+"#,
+            root = self.path("root.json").display(),
+            spool = self.path("spool").display(),
             store = self.path("target-store").display(),
             profile = self.path("profiles/system").display(),
             run = run.display(),
         );
-        std::fs::write(self.path("system.toml"), system).unwrap();
+        std::fs::write(self.path("host.toml"), host).unwrap();
     }
 
     pub(crate) fn lines(&self, file: &str) -> Vec<String> {
@@ -280,9 +303,32 @@ command = ["sh", "-c", "! test -e {run}/unhealthy"]
     }
 }
 
-/// A running agent process.
+/// The host step (`roost-update host`), as the host runs it: own state, the test dir for the
+/// activation hook, its log in `host.log`.
+pub(crate) fn start_host(setup: &Setup) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(setup.path("host.log"))
+        .unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_roost-update"))
+        .arg("host")
+        .arg("--settings")
+        .arg(setup.path("host.toml"))
+        .env("STATE_DIRECTORY", setup.path("host-state"))
+        .env("ROOST_TEST_DIR", setup.path("run"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// A running agent process, and the host step beside it.
 pub(crate) struct AgentProc {
     pub(crate) child: tokio::process::Child,
+    pub(crate) host: tokio::process::Child,
     pub(crate) url: String,
     pub(crate) http: reqwest::Client,
     pub(crate) log: tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -291,6 +337,7 @@ pub(crate) struct AgentProc {
 
 impl AgentProc {
     pub(crate) async fn start(setup: &Setup, crash: Option<&str>) -> Self {
+        let host = start_host(setup);
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_roost-update"));
         cmd.arg("agent")
             .arg("--config")
@@ -330,6 +377,7 @@ impl AgentProc {
         .expect("agent listens");
         Self {
             child,
+            host,
             url: format!("http://{addr}"),
             http: {
                 // Installs the aws-lc-rs provider reqwest's rustls needs.
@@ -403,6 +451,7 @@ impl AgentProc {
 
     pub(crate) async fn stop(mut self) -> Vec<String> {
         let _ = self.child.kill().await;
+        let _ = self.host.kill().await;
         let mut lines = std::mem::take(&mut self.early);
         while let Some(l) = self.log.recv().await {
             lines.push(l);
@@ -674,4 +723,135 @@ async fn old_generations_are_garbage_collected_keeping_the_newest_and_the_rollba
     assert_eq!(s["current"]["generation"], 3, "{s:#}");
     assert_eq!(setup.running(), "g3");
     agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_compromised_update_vm_cannot_make_the_host_install_what_the_repository_did_not_sign_needs_nix()
+ {
+    use roost_update::spool::{Answer, HostLink, Request, Spool};
+    let setup = Setup::new(10_000, &[spec("g1", "1", "1"), spec("g2", "1", "2")]).await;
+    setup.write_config();
+    setup.publish("g1", 1).await;
+    let agent = AgentProc::start(&setup, None).await;
+    agent.apply(1).await;
+    setup.publish("g2", 2).await;
+    // From here on the test is the update VM: it writes the spool and talks to the host step.
+    let spool = Spool::new(setup.path("spool"));
+    let vm = HostLink::new(spool.clone(), Duration::from_secs(60));
+    let g2 = &setup.built["g2"];
+    let g2_dhcp: roost_update::nix::StorePath = g2.services["dhcp"].parse().unwrap();
+    let refused = |r: Result<Answer, roost_update::spool::HostError>| match r {
+        Err(roost_update::spool::HostError::Refused(why)) => why,
+        other => panic!("not refused: {other:?}"),
+    };
+
+    // The repository as published, but every NAR the host lacks replaced by other bytes.
+    let copy = |from: &Path, to: &Path| {
+        let out = std::process::Command::new("cp")
+            .arg("-rT")
+            .arg(from)
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    copy(&setup.repo.dir(), &spool.repo());
+    let Answer::Missing(missing) = vm
+        .call(Request::Missing {
+            paths: vec![g2.toplevel.parse().unwrap(), g2_dhcp.clone()],
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("missing answers Missing")
+    };
+    assert_eq!(missing.len(), 2, "{missing:?}");
+    let nar_dir = spool.incoming().join("nar");
+    std::fs::create_dir_all(&nar_dir).unwrap();
+    for path in &missing {
+        std::fs::write(
+            nar_dir.join(format!("{}.nar", path.hash_part())),
+            b"not the signed bytes",
+        )
+        .unwrap();
+    }
+    let import = || Request::Import {
+        host: "roost".into(),
+        channel: "stable".into(),
+        generation: 2,
+    };
+    let why = refused(vm.call(import()).await);
+    assert!(why.contains("NarSize") || why.contains("NarHash"), "{why}");
+    assert!(!setup.valid(&g2.toplevel));
+    assert!(!setup.valid(&g2_dhcp.to_string()));
+
+    // A manifest changed after signing (its hash no longer matches the targets metadata).
+    let targets = spool.repo().join("targets");
+    let manifests: Vec<PathBuf> = walk(&targets)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("2.json"))
+        .collect();
+    assert!(!manifests.is_empty(), "generation 2's manifest");
+    for manifest in manifests {
+        let mut bytes = std::fs::read(&manifest).unwrap();
+        bytes.extend_from_slice(b" ");
+        std::fs::write(&manifest, bytes).unwrap();
+    }
+    let why = refused(vm.call(import()).await);
+    assert!(why.contains("sha256") || why.contains("bytes"), "{why}");
+
+    // A toplevel the host never verified, a switch to what the profile does not point at, a
+    // collection of the running generation, another host's generation: all refused.
+    let why = refused(
+        vm.call(Request::Profile {
+            toplevel: g2.toplevel.parse().unwrap(),
+        })
+        .await,
+    );
+    assert!(why.contains("neither verified"), "{why}");
+    let why = refused(
+        vm.call(Request::Switch {
+            toplevel: g2.toplevel.parse().unwrap(),
+        })
+        .await,
+    );
+    assert!(why.contains("points at"), "{why}");
+    let why = refused(
+        vm.call(Request::Collect {
+            toplevels: vec![setup.built["g1"].toplevel.parse().unwrap()],
+        })
+        .await,
+    );
+    assert!(why.contains("running generation"), "{why}");
+    let why = refused(
+        vm.call(Request::Import {
+            host: "nas".into(),
+            channel: "stable".into(),
+            generation: 2,
+        })
+        .await,
+    );
+    assert!(why.contains("this is"), "{why}");
+    assert_eq!(setup.running(), "g1");
+
+    // The honest agent, through the same host step, still installs g2.
+    let s = agent.apply(2).await;
+    assert_eq!(s["current"]["generation"], 2, "{s:#}");
+    assert_eq!(setup.running(), "g2");
+    agent.stop().await;
+    let log = std::fs::read_to_string(setup.path("host.log")).unwrap();
+    assert!(log.contains("request not done"), "{log}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -1,14 +1,13 @@
-//! The edge to Nix: which store paths are valid, importing checked NARs, the system profile and
-//! activation, restarting service VMs, and durable files (temp + fsync + rename + fsync dir).
+//! The edge to Nix, on the host: which store paths are valid, importing checked NARs, the
+//! system profile and activation, restarting service VMs.
 //!
-//! Import: every NAR is decompressed and checked against the manifest's NarSize and NarHash
-//! first, then written uncompressed into a local `file://` binary cache the agent assembles in
-//! `STATE_DIRECTORY/incoming` (with a narinfo for every path of the closure, so Nix can compute
-//! the closure there), and `nix copy --from file://… --no-check-sigs` imports the missing ones
-//! into the store. Signatures are not needed: the bytes were checked against the TUF-signed
-//! manifest, which is stronger than a narinfo signature.
+//! Import: every NAR was checked against the manifest's NarSize and NarHash and copied into a
+//! local `file://` binary cache the host step owns (with a narinfo for every path of the
+//! closure, so Nix can compute the closure there), and `nix copy --from file://…
+//! --no-check-sigs` imports the missing ones into the store. Signatures are not needed: the
+//! bytes were checked against the TUF-signed manifest, which is stronger than a narinfo
+//! signature.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
@@ -16,7 +15,9 @@ use tokio::process::Command;
 use crate::manifest::Manifest;
 use crate::nix::StorePath;
 
-use super::system::SystemSettings;
+use crate::durable::write_durable;
+
+use super::HostSettings;
 
 /// A store or profile operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,28 +48,31 @@ pub enum StoreError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+impl From<crate::durable::DurableError> for StoreError {
+    fn from(e: crate::durable::DurableError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-/// Writes `data` to `path` durably: temp file, fsync, rename, fsync of the directory.
-pub fn write_durable(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(data).map_err(io(path))?;
-    tmp.as_file().sync_all().map_err(io(path))?;
-    tmp.persist(path).map_err(|e| StoreError::Io {
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
+/// One generation of the system profile (`system-N-link`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileGeneration {
+    /// N.
+    pub number: u64,
+    /// The toplevel it points at.
+    pub toplevel: StorePath,
+    /// Whether the profile points at it now.
+    pub current: bool,
 }
 
 /// The Nix store and system profile the agent manages.
@@ -81,13 +85,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// From the platform settings.
-    pub fn new(system: &SystemSettings) -> Self {
+    /// From the host step's settings.
+    pub fn new(settings: &HostSettings) -> Self {
         Self {
-            root: system.store.clone(),
-            profile: system.profile.clone(),
-            bin: system.nix_bin.clone(),
-            restart: system.restart.clone(),
+            root: settings.store.clone(),
+            profile: settings.profile.clone(),
+            bin: settings.nix_bin.clone(),
+            restart: settings.restart.clone(),
         }
     }
 
@@ -208,10 +212,9 @@ impl Store {
         run(cmd, "nix-env --set").await.map(|_| ())
     }
 
-    /// Drops `toplevels` from the system profile (their profile generations, never the
-    /// current one) and collects garbage: store paths no root reaches any more are deleted.
-    /// What Nix said it freed.
-    pub async fn collect(&self, toplevels: &[StorePath]) -> Result<String, StoreError> {
+    /// The system profile's generations, oldest first: number, toplevel, and whether it is
+    /// the current one.
+    pub fn generations(&self) -> Result<Vec<ProfileGeneration>, StoreError> {
         let dir = self.profile.parent().unwrap_or(Path::new("/"));
         let name = self
             .profile
@@ -219,11 +222,16 @@ impl Store {
             .and_then(|n| n.to_str())
             .unwrap_or("system");
         let current = std::fs::read_link(&self.profile).ok();
-        let mut numbers = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
             let entry = entry.map_err(io(dir))?;
             let file = entry.file_name();
-            let Some(n) = file
+            let Some(number) = file
                 .to_str()
                 .and_then(|f| {
                     f.strip_prefix(name)?
@@ -234,14 +242,32 @@ impl Store {
             else {
                 continue;
             };
-            if current.as_deref() == Some(Path::new(&file)) {
+            let Some(toplevel) = follow_links(&entry.path())
+                .ok()
+                .and_then(|t| t.to_str().and_then(|t| t.parse::<StorePath>().ok()))
+            else {
                 continue;
-            }
-            let target = follow_links(&entry.path()).ok();
-            if target.is_some_and(|t| toplevels.iter().any(|p| t == Path::new(&p.to_string()))) {
-                numbers.push(n.to_string());
-            }
+            };
+            out.push(ProfileGeneration {
+                number,
+                toplevel,
+                current: current.as_deref() == Some(Path::new(&file)),
+            });
         }
+        out.sort_by_key(|g| g.number);
+        Ok(out)
+    }
+
+    /// Drops `toplevels` from the system profile (their profile generations, never the
+    /// current one) and collects garbage: store paths no root reaches any more are deleted.
+    /// What Nix said it freed.
+    pub async fn collect(&self, toplevels: &[StorePath]) -> Result<String, StoreError> {
+        let numbers: Vec<String> = self
+            .generations()?
+            .into_iter()
+            .filter(|g| !g.current && toplevels.contains(&g.toplevel))
+            .map(|g| g.number.to_string())
+            .collect();
         if !numbers.is_empty() {
             let mut cmd = self.nix("nix-env");
             cmd.arg("-p")
