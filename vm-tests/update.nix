@@ -1,10 +1,12 @@
 # Verifies signed updates with automatic rollback: the ISP builds stand-in generations
 # (update-generations.nix), puts them in a binary cache, publishes them with test keys in a TUF
 # repository served by its web server; the router's update agent checks, fetches over the WAN,
-# installs into a separate store and profile root, reports the new generation in /state,
-# restarts only the service VM whose closure changed, and switches a generation whose health
-# check fails back by itself. (roost-update has no NixOS module yet: the agent runs as a unit
-# of the router's host here, pinned to the root the ISP published.)
+# hands them to the host step through the spool, which verifies them again without a network
+# of its own and installs into a separate store and profile root; the agent reports the new
+# generation in /state, only the service VM whose closure changed restarts, and a generation
+# whose health check fails is switched back by itself. (The agent and the host step run as
+# units of the router's host here, pinned to the root the ISP published at run time; the
+# update VM of nixos-modules/update needs its root at build time.)
 # Mirrors: lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealthy_one
 { pkgs, roostModule }:
 let
@@ -47,15 +49,35 @@ pkgs.testers.runNixOSTest {
         '';
         "roost/update-test-system.toml".text = ''
           root = "/var/lib/update-test/root.json"
-          store = "/var/lib/update-test/store"
-          profile = "/var/lib/update-test/profiles/system"
-          nix_bin = "${config.nix.package}/bin"
-          restart = ["sh", "-c", "echo \"$0\" >> /run/update-test/restarts", "{vm}"]
+          spool = "/var/lib/update-test/spool"
           health_timeout_secs = 10
           [[checks]]
           name = "generation"
           command = ["sh", "-c", "! test -e /run/update-test/unhealthy"]
         '';
+        "roost/update-test-host.toml".text = ''
+          root = "/var/lib/update-test/root.json"
+          hostname = "roost"
+          spool = "/var/lib/update-test/spool"
+          store = "/var/lib/update-test/store"
+          profile = "/var/lib/update-test/profiles/system"
+          nix_bin = "${config.nix.package}/bin"
+          restart = ["sh", "-c", "echo \"$0\" >> /run/update-test/restarts", "{vm}"]
+        '';
+      };
+      # The host step: no network, as in nixos-modules/host.
+      systemd.services.roost-update-test-host = {
+        description = "roost-update host step for the test agent";
+        path = [ pkgs.bash pkgs.coreutils ];
+        serviceConfig = {
+          ExecStart = "${config.services.roost.packages.roost-update}/bin/roost-update host --settings /etc/roost/update-test-host.toml";
+          StateDirectory = "update-test/host";
+          RuntimeDirectory = "update-test";
+          RuntimeDirectoryPreserve = true;
+          PrivateNetwork = true;
+          IPAddressDeny = "any";
+          RestrictAddressFamilies = [ "AF_UNIX" ];
+        };
       };
       systemd.services.roost-update-test = {
         description = "roost-update agent against the test ISP";
@@ -99,7 +121,7 @@ pkgs.testers.runNixOSTest {
         router.wait_until_succeeds("curl -sf -o /dev/null http://198.51.100.80/updates/tuf/metadata/1.root.json", timeout=300)
         # The router pins the root the ISP made (test keys only).
         router.succeed("mkdir -p /var/lib/update-test && curl -sf -o /var/lib/update-test/root.json http://198.51.100.80/updates/root.json")
-        router.succeed("systemctl start roost-update-test")
+        router.succeed("mkdir -p /var/lib/update-test/spool", "systemctl start roost-update-test-host roost-update-test")
         router.wait_until_succeeds("${api}/health", timeout=60)
 
     with subtest("the agent installs generation 1"):
@@ -128,5 +150,7 @@ pkgs.testers.runNixOSTest {
         router.succeed("${api}/state | jq -e '.failed[\"3\"] | contains(\"generation\")'")
         # Never tried again.
         router.fail("${api}/apply -X POST")
+        # Every generation went into the store through the host step.
+        router.succeed("test $(journalctl -u roost-update-test-host | grep -c 'generation verified and imported') -eq 3")
   '';
 }

@@ -14,6 +14,10 @@ in
       message = "roost: the firewall VM is the router itself and cannot be switched off";
     }
     {
+      assertion = !(cfg.vms ? update && cfg.vms.update.enable) || cfg.update.rootFile != null;
+      message = "roost: the update VM needs services.roost.update.rootFile, the pinned TUF root it verifies against";
+    }
+    {
       assertion = lib.all (svc: cfg.packages ? "roost-${svc}") (lib.attrNames (lib.filterAttrs (_: v: v.enable) cfg.vms));
       message = "roost: a VM is enabled whose roost-<service> package this flake does not build";
     }

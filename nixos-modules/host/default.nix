@@ -62,6 +62,8 @@ let
       enable = true;
       package = cfg.packages."roost-${svc}";
       configFile = "${views}/${svc}.toml";
+    } // lib.optionalAttrs (svc == "update") {
+      inherit (cfg.update) rootFile checks;
     } // lib.optionalAttrs (svc == "firewall") {
       wanIpv6 = cfg.settings.wan ? ipv6;
     } // lib.optionalAttrs (svc == "firewall" && (cfg.settings.wan.mode or "dhcp") == "pppoe") {
@@ -84,9 +86,25 @@ let
       shares = [
         { proto = "virtiofs"; tag = "ro-store"; source = "/nix/store"; mountPoint = "/nix/.ro-store"; }
         { proto = "virtiofs"; tag = "tokens"; source = "/var/lib/roost/tokens/${svc}"; mountPoint = "/run/roost/tokens"; }
-      ];
+      ] ++ lib.optional (svc == "update") {
+        proto = "virtiofs";
+        tag = "spool";
+        source = spool;
+        mountPoint = "/var/lib/roost/spool";
+      };
       volumes = [{ image = "state.img"; mountPoint = "/var/lib"; size = cfg.stateVolumeSize; }];
     };
+  };
+
+  # The update host step's settings (ADR 0012): what it verifies against and where it installs.
+  updating = lib.elem "update" services;
+  spool = "/var/lib/roost/update-spool";
+  updateHostSettings = (pkgs.formats.toml { }).generate "update-host.toml" {
+    root = "${cfg.update.rootFile}";
+    hostname = cfg.settings.router.hostname;
+    inherit spool;
+    nix_bin = "${config.nix.package}/bin";
+    restart = [ "${config.systemd.package}/bin/systemctl" "restart" "microvm@{vm}.service" ];
   };
 
   bridges = map (z: "br-${z}") zoneNames ++ map (s: "ln-${s}") linked;
@@ -105,6 +123,7 @@ in
       dhcp.mem = lib.mkDefault 160;
       mqtt.mem = lib.mkDefault 192;
       web.mem = lib.mkDefault 192;
+      update = lib.mkIf (cfg.update.rootFile != null) { mem = lib.mkDefault 160; };
     };
 
     microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms);
@@ -150,6 +169,40 @@ in
           networkConfig = { LinkLocalAddressing = "no"; ConfigureWithoutCarrier = true; };
         })
         bridges);
+    };
+
+    # The update host step (ADR 0012): the only part of an update with privilege, and with no
+    # network at all. It takes requests from the update VM through the spool only, verifies
+    # the TUF chain and every NAR again, imports, sets the system profile, switches and
+    # restarts service VMs. It runs switch-to-configuration, so it is root and cannot have a
+    # read-only system; what it must not have is a way in or out but the spool.
+    systemd.tmpfiles.rules = lib.optionals updating [
+      "d ${spool} 2770 root 901 -"
+      "d ${spool}/requests 2770 root 901 -"
+      "d ${spool}/replies 2770 root 901 -"
+    ];
+    systemd.services.roost-update-host = lib.mkIf updating {
+      description = "Roost update host step: verifies and installs what the update VM fetched";
+      wantedBy = [ "multi-user.target" ];
+      before = [ "microvm@update.service" ];
+      restartTriggers = [ updateHostSettings ];
+      environment.RUST_LOG = lib.mkDefault "info";
+      serviceConfig = {
+        ExecStart = "${lib.getExe cfg.packages.roost-update} host --settings ${updateHostSettings}";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        StateDirectory = "roost/update-host";
+        StateDirectoryMode = "0700";
+        PrivateNetwork = true;
+        IPAddressDeny = "any";
+        # Nix's daemon socket and systemd's bus are all it talks to.
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        ProtectHome = true;
+        PrivateTmp = true;
+        LockPersonality = true;
+        RestrictRealtime = true;
+        SystemCallArchitectures = "native";
+      };
     };
 
     # One random token per control-API link, made once and kept; each VM sees only the

@@ -94,6 +94,24 @@ in
       description = "Per-service VM sizing and switches, by service name.";
     };
 
+    update = {
+      rootFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = literalExpression "./keys/root.json";
+        description = ''
+          The pinned TUF root (root.json) of the update repository (see keys/README.md). With
+          it, the update VM runs the agent and the host runs the host step beside it
+          (ADR 0012); without it, the router does not update itself.
+        '';
+      };
+      checks = mkOption {
+        type = types.listOf toml.type;
+        default = [ ];
+        description = "Extra health checks (`{ name, command }`) the agent runs after a switch.";
+      };
+    };
+
     stateVolumeSize = mkOption {
       type = types.ints.positive;
       default = 256;

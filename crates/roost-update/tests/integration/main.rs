@@ -4,6 +4,7 @@
 
 mod agent_tests;
 mod attack_tests;
+mod nix_tests;
 mod publish_tests;
 mod python_tuf_tests;
 mod support;
