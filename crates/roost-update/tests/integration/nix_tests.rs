@@ -9,7 +9,9 @@ use roost_update::agent::system::SystemSettings;
 use roost_update::host::HostSettings;
 
 fn module(path: &str) -> String {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     std::fs::read_to_string(&file).unwrap()
 }
 
@@ -66,7 +68,10 @@ fn document(keys: &[String]) -> String {
 
 #[test]
 fn the_host_module_writes_only_keys_the_host_step_takes() {
-    let keys = generated_keys(&module("nixos-modules/host/default.nix"), "update-host.toml");
+    let keys = generated_keys(
+        &module("nixos-modules/host/default.nix"),
+        "update-host.toml",
+    );
     assert!(keys.contains(&"hostname".to_owned()), "{keys:?}");
     HostSettings::from_toml(Path::new("update-host.toml"), &document(&keys))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -74,7 +79,10 @@ fn the_host_module_writes_only_keys_the_host_step_takes() {
 
 #[test]
 fn the_update_guest_module_writes_only_keys_the_agent_takes() {
-    let keys = generated_keys(&module("nixos-modules/update/default.nix"), "update-system.toml");
+    let keys = generated_keys(
+        &module("nixos-modules/update/default.nix"),
+        "update-system.toml",
+    );
     assert!(keys.contains(&"spool".to_owned()), "{keys:?}");
     SystemSettings::from_toml(Path::new("update-system.toml"), &document(&keys))
         .unwrap_or_else(|e| panic!("{e}"));
