@@ -23,9 +23,11 @@ pub(crate) fn apply(file: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: no usable [network] table", file.display()))?;
     for iface in &view.network.interfaces {
         // Addresses and routes are the view's alone: no router advertisements taken (the dhcp
-        // VM sits on the zone bridges, where the firewall advertises). Without IPv6 in the
-        // guest the files are missing, which is fine.
-        for key in ["accept_ra", "autoconf"] {
+        // VM sits on the zone bridges, where the firewall advertises), and no duplicate address
+        // detection (the link's /126 is ours alone, and the daemon binds to it at once; a
+        // sysctl rather than `nodad`, which busybox's ip in the lab's VMs does not know).
+        // Without IPv6 in the guest the files are missing, which is fine.
+        for key in ["accept_ra", "autoconf", "accept_dad"] {
             let path = format!("/proc/sys/net/ipv6/conf/{}/{key}", iface.name);
             if std::path::Path::new(&path).exists() {
                 std::fs::write(&path, "0\n").with_context(|| format!("setting {path}"))?;
@@ -40,15 +42,7 @@ pub(crate) fn apply(file: &Path) -> anyhow::Result<ExitCode> {
             &iface.name,
         ])?;
         if let Some(v6) = iface.address6 {
-            // `nodad`: the link's /126 is ours alone, and the daemon binds to it at once.
-            ip(&[
-                "addr",
-                "replace",
-                &v6.to_string(),
-                "dev",
-                &iface.name,
-                "nodad",
-            ])?;
+            ip(&["addr", "replace", &v6.to_string(), "dev", &iface.name])?;
         }
     }
     ip(&[
