@@ -586,11 +586,8 @@ impl Agent {
             .map_err(|e| StepError::Failed(e.to_string()))?
             .ok_or_else(|| StepError::Failed(format!("manifest of {generation} is gone")))?;
         let all: Vec<StorePath> = manifest.paths.keys().cloned().collect();
-        let missing = match self
-            .host
-            .call(Request::Missing { paths: all.clone() })
-            .await?
-        {
+        let total = all.len();
+        let missing = match self.host.call(Request::Missing { paths: all }).await? {
             Answer::Missing(missing) => missing,
             other => return Err(StepError::Failed(format!("host step answered {other:?}"))),
         };
@@ -601,7 +598,7 @@ impl Agent {
         self.fetcher.progress.reset(missing.len() as u64, bytes);
         tracing::info!(
             missing = missing.len(),
-            of = all.len(),
+            of = total,
             bytes,
             "fetching store paths"
         );

@@ -418,6 +418,7 @@ impl HostStep {
                 Err(e) => return Err(spool_err(&requests.join(&file))(e.into())),
             }
         }
+        remove_stale_replies(&replies_fd);
         Ok(ids.len())
     }
 
@@ -433,6 +434,25 @@ impl HostStep {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
+        }
+    }
+}
+
+/// Replies nobody collected (an agent that gave up waiting) are removed after an hour.
+fn remove_stale_replies(replies: &OwnedFd) {
+    let Ok(names) = list(replies) else { return };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for name in names {
+        let stale = nix::sys::stat::fstatat(
+            replies,
+            name.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| u64::try_from(st.st_mtime).unwrap_or(0) + 3600 < now);
+        if stale {
+            let _ = unlinkat(replies, name.as_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
 }
@@ -675,6 +695,18 @@ mod tests {
                 .unwrap();
         assert_eq!(reply.outcome, Ok(Answer::Running(None)));
         assert!(!spool.join("requests/1-ab.json").exists());
+
+        // A reply nobody collected for over an hour goes; a fresh one stays.
+        let old = std::fs::File::options()
+            .write(true)
+            .open(spool.join("replies/1-ab.json"))
+            .unwrap();
+        old.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
+        std::fs::write(spool.join("replies/2-ab.json"), b"{}").unwrap();
+        assert_eq!(step.serve_once().await.unwrap(), 0);
+        assert!(!spool.join("replies/1-ab.json").exists());
+        assert!(spool.join("replies/2-ab.json").exists());
     }
 
     #[tokio::test]
