@@ -469,7 +469,9 @@ impl Lab {
         let nics = vm::nics(&self.plan, service);
         let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
         let cmdline = vm::kernel_cmdline(service, &nics, &log);
-        let args = vm::qemu_args(&vm.kernel(), &initrd, &disk, &cmdline, &nics);
+        let probe = vm::probe_socket(&self.opts.state_dir, service);
+        let _ = fs::remove_file(&probe);
+        let args = vm::qemu_args(&vm.kernel(), &initrd, &disk, &probe, &cmdline, &nics);
         let qemu = find_program(Path::new("qemu-system-aarch64"));
         self.ensure_process(record, name, &netns, &qemu, &args, &[])?;
         if let Some(p) = record.processes.iter_mut().find(|p| p.name == name) {
@@ -839,21 +841,28 @@ impl Lab {
         timeout: Duration,
     ) -> Result<bool, LabError> {
         let netns = self.netns(from)?;
-        self.refuse_inside_vm(&netns)?;
         let to = to.into();
+        // From a VM's namespace the connection is made inside the VM, by its probe.
+        if let Some(service) = self.vm_service_of(&netns) {
+            return vm::probe_connect(&self.opts.state_dir, service, to, timeout);
+        }
         netns::within(&netns, move || {
             TcpStream::connect_timeout(&to, timeout).is_ok()
         })
     }
 
+    /// The service whose VM runs in namespace `netns`, in VM mode.
+    fn vm_service_of(&self, netns: &str) -> Option<Service> {
+        VM_SERVICES
+            .iter()
+            .copied()
+            .find(|s| self.runs_in_vm(*s) && plan::service_netns(&self.opts.prefix, *s) == netns)
+    }
+
     /// A connection "from a VM" made in its empty namespace would fail for the wrong reason
     /// and make a negative check pass: refuse it instead.
     fn refuse_inside_vm(&self, netns: &str) -> Result<(), LabError> {
-        let service = VM_SERVICES
-            .iter()
-            .copied()
-            .find(|s| self.runs_in_vm(*s) && plan::service_netns(&self.opts.prefix, *s) == netns);
-        match service {
+        match self.vm_service_of(netns) {
             Some(service) => Err(LabError::InsideVm {
                 service,
                 netns: netns.to_owned(),

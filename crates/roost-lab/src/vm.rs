@@ -121,11 +121,13 @@ pub fn kernel_cmdline(service: Service, nics: &[Nic], log: &str) -> String {
 
 /// qemu's arguments for one VM: aarch64 `virt` under TCG (the host's /dev/kvm is a nested PVM
 /// device that stock kernels do not boot under), userspace virtio-net on the taps (no
-/// vhost-net here), the state disk, an entropy source, the serial console on stdout (the log).
+/// vhost-net here), the state disk, an entropy source, the serial console on stdout (the log),
+/// and a virtio console on the unix socket `probe` (server; the lab's probe answers there).
 pub fn qemu_args(
     kernel: &Path,
     initrd: &Path,
     disk: &Path,
+    probe: &Path,
     cmdline: &str,
     nics: &[Nic],
 ) -> Vec<String> {
@@ -163,6 +165,15 @@ pub fn qemu_args(
         "virtio-blk-device,drive=state".to_owned(),
         "-device".to_owned(),
         "virtio-rng-device".to_owned(),
+        "-device".to_owned(),
+        "virtio-serial-device".to_owned(),
+        "-chardev".to_owned(),
+        format!(
+            "socket,id=probe,path={},server=on,wait=off",
+            probe.display()
+        ),
+        "-device".to_owned(),
+        "virtconsole,chardev=probe".to_owned(),
     ]);
     for (i, nic) in nics.iter().enumerate() {
         args.extend([
@@ -271,6 +282,52 @@ const MAX_FILE: u64 = 16 << 20;
 
 /// Writes `<state>/vm/<service>.initrd` (the base initramfs plus the view and its files) and
 /// makes the state disk when it does not exist; returns (initrd, disk).
+/// The unix socket of `service`'s VM probe (`roost-lab-probe` on its virtio console).
+pub(crate) fn probe_socket(state_dir: &Path, service: Service) -> PathBuf {
+    state_dir
+        .join("vm")
+        .join(format!("{}.probe", service.name()))
+}
+
+/// Asks `service`'s VM to open a TCP connection to `to` from inside: whether it connected.
+pub(crate) fn probe_connect(
+    state_dir: &Path,
+    service: Service,
+    to: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> Result<bool, LabError> {
+    use std::io::{BufRead, Write};
+    let path = probe_socket(state_dir, service);
+    let io = |source| LabError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(io)?;
+    stream
+        .set_read_timeout(Some(timeout + std::time::Duration::from_secs(10)))
+        .map_err(io)?;
+    let request = format!("connect {to} {}", timeout.as_millis());
+    writeln!(stream, "{request}").map_err(io)?;
+    // The console is a tty that echoes the request back first.
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut answer = String::new();
+    for _ in 0..4 {
+        answer.clear();
+        reader.read_line(&mut answer).map_err(io)?;
+        if answer.trim() != request {
+            break;
+        }
+    }
+    match answer.trim() {
+        "ok" => Ok(true),
+        no if no.starts_with("no ") && no != "no bad request" => Ok(false),
+        other => Err(io(std::io::Error::other(format!(
+            "the probe in the {} VM answered {other:?}",
+            service.name()
+        )))),
+    }
+}
+
 pub(crate) fn prepare(
     opts: &VmOptions,
     service: Service,
@@ -388,6 +445,7 @@ mod tests {
             Path::new("/k"),
             Path::new("/i"),
             Path::new("/d"),
+            Path::new("/p.sock"),
             &cmdline,
             &nics,
         );
@@ -398,6 +456,7 @@ mod tests {
             nics.len()
         );
         assert!(joined.contains("file=/d,format=raw"));
+        assert!(joined.contains("socket,id=probe,path=/p.sock,server=on"));
     }
 
     #[test]
