@@ -144,6 +144,45 @@ impl Spool {
         self.root.join("repo")
     }
 
+    /// Empties the recorded repository but for the root versions (`metadata/N.root.json`),
+    /// before an update refreshes it: the host step then finds exactly the files of that
+    /// refresh, plus every root of the chain from whatever root it trusts (the agent's own
+    /// chain may be ahead of the host's, and it would not fetch those roots again).
+    pub fn prune_repo(&self) -> std::io::Result<()> {
+        let repo = self.repo();
+        let metadata = repo.join("metadata");
+        match std::fs::read_dir(&metadata) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    let is_root = name.to_str().is_some_and(|n| {
+                        n.strip_suffix(".root.json")
+                            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    });
+                    if !is_root {
+                        remove_any(&entry.path())?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        match std::fs::read_dir(&repo) {
+            Ok(entries) => {
+                for entry in entries {
+                    let path = entry?.path();
+                    if path != metadata {
+                        remove_any(&path)?;
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The agent's checked NARs (`nar/H.nar`).
     pub fn incoming(&self) -> PathBuf {
         self.root.join("incoming")
@@ -245,6 +284,15 @@ impl HostLink {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Removes a file, link or directory tree (a link is removed, never followed).
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
     }
 }
 
@@ -387,6 +435,35 @@ mod tests {
         assert_eq!(at("https://u.test/tuf/metadata/a/../../x"), None);
         assert_eq!(at("https://u.test/tuf/metadata/%2e%2e/x"), None);
         assert_eq!(at("https://u.test/other/x.json"), None);
+    }
+
+    #[test]
+    fn pruning_keeps_only_the_root_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let metadata = spool.repo().join("metadata");
+        std::fs::create_dir_all(spool.repo().join("targets/roost/stable")).unwrap();
+        std::fs::create_dir_all(&metadata).unwrap();
+        for f in [
+            "1.root.json",
+            "2.root.json",
+            "timestamp.json",
+            "7.snapshot.json",
+            "x.root.json",
+        ] {
+            std::fs::write(metadata.join(f), b"{}").unwrap();
+        }
+        std::fs::write(spool.repo().join("targets/roost/stable/ab.3.json"), b"{}").unwrap();
+        spool.prune_repo().unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&metadata)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["1.root.json", "2.root.json"]);
+        assert!(!spool.repo().join("targets").exists());
+        // Nothing recorded yet is fine too.
+        Spool::new(dir.path().join("none")).prune_repo().unwrap();
     }
 
     #[tokio::test]

@@ -284,6 +284,11 @@ impl Agent {
     /// it in the background; returns the generation.
     pub async fn apply(self: &Arc<Self>, wanted: Option<u64>) -> Result<u64, ApplyError> {
         let guard = self.try_busy()?;
+        // The refresh below records what the host step verifies; what earlier checks recorded
+        // would only pile up.
+        if let Err(e) = self.spool.prune_repo() {
+            tracing::warn!(error = %e, "cannot prune the spool's recorded repository");
+        }
         let (client, host, channel, settings_pin) = self.client().await?;
         let verified = client
             .refresh()
@@ -381,9 +386,33 @@ impl Agent {
         let manifest = self.load_manifest(target)?.ok_or_else(|| {
             ApplyError::Nothing(format!("generation {target} was never installed here"))
         })?;
+        // Its store paths may have been collected: record its signed manifest for the host
+        // step, which verifies what it imports. Offline, a rollback whose paths are all still
+        // in the store needs none of it.
+        if let Err(e) = self.record_manifest(target).await {
+            tracing::warn!(generation = target, error = %e, "cannot record the repository for the rollback");
+        }
         journal.failed.remove(&target);
         journal.pinned = Some(target);
         self.begin(guard, journal, manifest).map(|()| target)
+    }
+
+    /// Prunes the spool's recorded repository and records a fresh refresh and `generation`'s
+    /// manifest in it (the host step verifies from these files).
+    async fn record_manifest(&self, generation: u64) -> Result<(), ApplyError> {
+        if let Err(e) = self.spool.prune_repo() {
+            tracing::warn!(error = %e, "cannot prune the spool's recorded repository");
+        }
+        let (client, host, channel, _) = self.client().await?;
+        let verified = client
+            .refresh()
+            .await
+            .map_err(|e| ApplyError::Repository(e.to_string()))?;
+        verified
+            .fetch_manifest(&host, &channel, Some(Generation(generation)))
+            .await
+            .map_err(|e| ApplyError::Repository(e.to_string()))?;
+        Ok(())
     }
 
     /// Sets or clears the local pin.
@@ -616,6 +645,11 @@ impl Agent {
                     FetchError::Crash => StepError::Crash,
                     e => StepError::Failed(e.to_string()),
                 })?;
+        }
+        if missing.is_empty() {
+            // Nothing enters the store: no verification to ask for (the profile step takes
+            // only what the host verified or the profile already has).
+            return Ok(());
         }
         let view = self.view.read().await;
         let import = Request::Import {

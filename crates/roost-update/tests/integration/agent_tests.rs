@@ -722,6 +722,14 @@ async fn old_generations_are_garbage_collected_keeping_the_newest_and_the_rollba
     let s = agent.idle().await;
     assert_eq!(s["current"]["generation"], 3, "{s:#}");
     assert_eq!(setup.running(), "g3");
+    // And to g1, whose paths were collected: fetched again, verified again by the host step.
+    assert!(!setup.valid(&setup.built["g1"].toplevel));
+    let (status, body) = when_free("/rollback/1".to_owned()).await;
+    assert_eq!(status, 202, "{body}");
+    let s = agent.idle().await;
+    assert_eq!(s["current"]["generation"], 1, "{s:#}");
+    assert_eq!(setup.running(), "g1");
+    assert!(s["progress"]["paths_total"].as_u64().unwrap() > 0, "{s:#}");
     agent.stop().await;
 }
 
