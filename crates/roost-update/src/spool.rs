@@ -27,10 +27,11 @@ use crate::durable::write_durable;
 use crate::nix::StorePath;
 
 /// Largest request or reply file either side reads.
-pub const MAX_MESSAGE_BYTES: u64 = 1 << 20;
+pub const MAX_MESSAGE_BYTES: u64 = 2 << 20;
 
-/// Most store paths in one request.
-pub const MAX_PATHS: usize = 65_536;
+/// Most store paths in one request: a router's closure is a few thousand, and the host step
+/// hands them to `nix-store` on one command line (ARG_MAX is 2 MiB).
+pub const MAX_PATHS: usize = 16_384;
 
 /// What the agent asks the host step to do. Each is safe to repeat: a host step restarted
 /// mid-request runs it again.
