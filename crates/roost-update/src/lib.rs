@@ -33,6 +33,7 @@ pub mod keys;
 pub mod manifest;
 pub mod nix;
 pub mod repo;
+pub mod settings_file;
 pub mod spool;
 
 pub use client::{Client, ClientError, NarCheck, NarError, Verified, verify_nar};

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::settings_file::{self, SettingsFileError};
+
 /// One health check command: healthy when it exits 0 within the deadline.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,60 +57,30 @@ impl Default for SystemSettings {
     }
 }
 
-/// The system file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SystemError {
-    /// Unreadable.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Why (with the key and line).
-        message: String,
-    },
-}
-
 impl SystemSettings {
     /// Parses the file's text; `origin` names it in errors.
-    pub fn from_toml(origin: &Path, text: &str) -> Result<Self, SystemError> {
-        let s: Self = toml::from_str(text).map_err(|e| SystemError::Invalid {
-            path: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+    pub fn from_toml(origin: &Path, text: &str) -> Result<Self, SettingsFileError> {
+        let s: Self = settings_file::parse(origin, text)?;
         if s.keep_generations < 2 {
-            return Err(SystemError::Invalid {
-                path: origin.to_owned(),
-                message:
-                    "keep_generations: at least 2 (the running one and the one to roll back to)"
-                        .to_owned(),
-            });
+            return Err(SettingsFileError::invalid(
+                origin,
+                "keep_generations: at least 2 (the running one and the one to roll back to)",
+            ));
         }
         if let Some(c) = s.checks.iter().find(|c| c.command.is_empty()) {
-            return Err(SystemError::Invalid {
-                path: origin.to_owned(),
-                message: format!("checks: {} has an empty command", c.name),
-            });
+            return Err(SettingsFileError::invalid(
+                origin,
+                format!("checks: {} has an empty command", c.name),
+            ));
         }
         Ok(s)
     }
 
     /// Reads the file; a missing file means the defaults.
-    pub fn load(path: &Path) -> Result<Self, SystemError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_toml(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(SystemError::Read {
-                path: path.to_owned(),
-                source,
-            }),
+    pub fn load(path: &Path) -> Result<Self, SettingsFileError> {
+        match settings_file::read(path)? {
+            Some(text) => Self::from_toml(path, &text),
+            None => Ok(Self::default()),
         }
     }
 

@@ -42,6 +42,7 @@ use crate::client::{Client, NarCheck};
 use crate::durable::write_durable;
 use crate::manifest::Manifest;
 use crate::nix::StorePath;
+use crate::settings_file::{self, SettingsFileError};
 use crate::spool::{self, Answer, Envelope, Reply, Request, Spool};
 
 use self::store::{Store, StoreError};
@@ -91,51 +92,30 @@ impl Default for HostSettings {
     }
 }
 
-/// The settings file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum HostSettingsError {
-    /// Unreadable.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Why (with the key and line).
-        message: String,
-    },
-}
-
 impl HostSettings {
     /// Parses the file's text; `origin` names it in errors.
-    pub fn from_toml(origin: &Path, text: &str) -> Result<Self, HostSettingsError> {
-        let invalid = |message: String| HostSettingsError::Invalid {
-            path: origin.to_owned(),
-            message,
-        };
-        let s: Self = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    pub fn from_toml(origin: &Path, text: &str) -> Result<Self, SettingsFileError> {
+        let s: Self = settings_file::parse(origin, text)?;
         if s.hostname.is_empty() {
-            return Err(invalid(
-                "hostname: required (only this host's generations are installed)".to_owned(),
+            return Err(SettingsFileError::invalid(
+                origin,
+                "hostname: required (only this host's generations are installed)",
             ));
         }
         if s.restart.is_empty() {
-            return Err(invalid("restart: needs at least a program".to_owned()));
+            return Err(SettingsFileError::invalid(
+                origin,
+                "restart: needs at least a program",
+            ));
         }
         Ok(s)
     }
 
-    /// Reads the file.
-    pub fn load(path: &Path) -> Result<Self, HostSettingsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| HostSettingsError::Read {
+    /// Reads the file (it has no defaults for the host name: it must be there).
+    pub fn load(path: &Path) -> Result<Self, SettingsFileError> {
+        let text = settings_file::read(path)?.ok_or_else(|| SettingsFileError::Read {
             path: path.to_owned(),
-            source,
+            source: std::io::ErrorKind::NotFound.into(),
         })?;
         Self::from_toml(path, &text)
     }
