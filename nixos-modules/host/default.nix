@@ -185,7 +185,9 @@ in
       description = "Roost update host step: verifies and installs what the update VM fetched";
       wantedBy = [ "multi-user.target" ];
       before = [ "microvm@update.service" ];
-      restartTriggers = [ updateHostSettings ];
+      # It runs switch-to-configuration itself: a switch must not stop it halfway (a new
+      # version of it takes over at the next boot).
+      restartIfChanged = false;
       environment.RUST_LOG = lib.mkDefault "info";
       serviceConfig = {
         ExecStart = "${lib.getExe cfg.packages.roost-update} host --settings ${updateHostSettings}";

@@ -56,6 +56,11 @@ pub const CRASH_ENV: &str = "ROOST_UPDATE_CRASH_AFTER";
 /// Exit code of the crash hook.
 pub const CRASH_EXIT: i32 = 137;
 
+/// The VM the agent itself runs in. Restarting it in the middle of an update would kill the
+/// agent and turn every update that changes it into an interruption (and a rollback), so it is
+/// restarted only once its generation is committed.
+pub const OWN_VM: &str = "update";
+
 /// Starting or running the agent failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -492,6 +497,7 @@ impl Agent {
                 crash(phase.name());
             }
             let installed = phase == Phase::Health && outcome == Outcome::Done;
+            let restart_own_vm = installed && pending.restart.iter().any(|vm| vm == OWN_VM);
             let mut journal = self.journal.lock().await;
             next = journal.advance(outcome, Timestamp::now());
             if let Err(e) = self.save(&journal) {
@@ -506,6 +512,21 @@ impl Agent {
             drop(journal);
             if installed {
                 self.collect_garbage().await;
+            }
+            if restart_own_vm {
+                // The last act of this update: the reply never comes, the agent goes down with
+                // its VM and comes back in the new one.
+                tracing::info!("restarting the update vm itself");
+                let restart = Request::Restart {
+                    vms: vec![OWN_VM.to_owned()],
+                };
+                if let Err(e) = self
+                    .host
+                    .call_within(restart, Duration::from_secs(30))
+                    .await
+                {
+                    tracing::warn!(error = %e, "the update vm was not restarted");
+                }
             }
         }
     }
@@ -601,12 +622,14 @@ impl Agent {
         Ok(())
     }
 
+    /// Restarts the service VMs in `vms` but the agent's own (see [`OWN_VM`]).
     async fn restart(&self, vms: &[String]) -> Result<(), StepError> {
+        let vms: Vec<String> = vms.iter().filter(|vm| *vm != OWN_VM).cloned().collect();
         if vms.is_empty() {
             return Ok(());
         }
         tracing::info!(?vms, "restarting service vms");
-        self.ask(Request::Restart { vms: vms.to_vec() }).await
+        self.ask(Request::Restart { vms }).await
     }
 
     async fn fetch(&self, generation: u64) -> Result<(), StepError> {

@@ -166,6 +166,17 @@ impl Setup {
 
     /// Publishes generation `number` from the build tagged `tag`.
     pub(crate) async fn publish(&self, tag: &str, number: u64) {
+        self.publish_services(tag, number, self.built[tag].services.clone())
+            .await;
+    }
+
+    /// Publishes generation `number` from the build tagged `tag` with these VMs' closures.
+    pub(crate) async fn publish_services(
+        &self,
+        tag: &str,
+        number: u64,
+        services: BTreeMap<String, String>,
+    ) {
         let b = &self.built[tag];
         let build: HydraBuild = serde_json::from_value(serde_json::json!({
             "job": "nixosConfigurations.roost.config.system.build.toplevel",
@@ -177,7 +188,7 @@ impl Setup {
             host: Some("roost".to_owned()),
             channel: "stable".to_owned(),
             generation: Generation(number),
-            services: b.services.clone(),
+            services,
             cache_dir: self.path("cache"),
             cache_url: self.server.url("cache/").to_string(),
         })
@@ -862,4 +873,76 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn the_update_vm_itself_restarts_only_after_its_generation_is_committed_needs_nix() {
+    let setup = Setup::new(10_000, &[spec("g1", "1", "1"), spec("g2", "1", "2")]).await;
+    setup.write_config();
+    // Each restart records whether the agent's journal had the update committed by then.
+    let host = std::fs::read_to_string(setup.path("host.toml")).unwrap();
+    let journal = setup.path("agent-state/journal.json");
+    let hook = format!(
+        r#"restart = ["sh", "-c", "echo \"$0 $(grep -c '\"pending\": null' {})\" >> {}/restarts", "{{vm}}"]"#,
+        journal.display(),
+        setup.path("run").display()
+    );
+    let host: String = host
+        .lines()
+        .map(|l| {
+            if l.starts_with("restart =") {
+                hook.clone()
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    std::fs::write(setup.path("host.toml"), host).unwrap();
+    // Here the update VM's closure is the dhcp VM's: it changes from g1 to g2.
+    for (tag, n) in [("g1", 1), ("g2", 2)] {
+        let mut services = setup.built[tag].services.clone();
+        services.insert("update".into(), services["dhcp"].clone());
+        setup.publish_services(tag, n, services).await;
+    }
+    let agent = AgentProc::start(&setup, None).await;
+    let restarts = async |n: usize| {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let lines = setup.lines("restarts");
+                if lines.len() >= n {
+                    return lines;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the restarts happen")
+    };
+    let s = agent.apply(1).await;
+    assert_eq!(s["current"]["generation"], 1, "{s:#}");
+    // The other VMs in the restart step; the agent's own last, once generation 1 is committed
+    // (restarting it earlier would kill the agent mid-update and roll the update back).
+    assert_eq!(restarts(3).await, ["dhcp 0", "dns 0", "update 1"]);
+    // The agent is busy until the host step answers that restart.
+    let (status, body) = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (status, body) = agent.post("/apply?generation=2").await;
+            if status != 409 {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the agent becomes free");
+    assert_eq!(status, 202, "{body}");
+    let s = agent.idle().await;
+    assert_eq!(s["current"]["generation"], 2, "{s:#}");
+    assert_eq!(s["history"][1]["outcome"], "installed", "{s:#}");
+    assert_eq!(
+        restarts(5).await,
+        ["dhcp 0", "dns 0", "update 1", "dhcp 0", "update 1"]
+    );
+    agent.stop().await;
 }
