@@ -285,10 +285,28 @@ impl Resolver {
 
     /// Replaces the DHCP lease names.
     pub fn set_local_names(&self, names: &LocalNames) -> Result<(), LocalNameError> {
+        self.update_local(|local| local.set_leases(names))
+    }
+
+    /// Replaces the firewall's neighbours (AAAA records for lease names).
+    pub fn set_neighbours(&self, n: &crate::local::Neighbours) {
+        let ok: Result<(), std::convert::Infallible> = self.update_local(|local| {
+            local.set_neighbours(n);
+            Ok(())
+        });
+        let Ok(()) = ok;
+    }
+
+    /// Swaps in a policy whose local zone `change` made from the current one; the rest is
+    /// shared. On an error nothing changes.
+    fn update_local<E>(
+        &self,
+        change: impl FnOnce(&mut LocalZone) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut guard = self.policy.write().unwrap_or_else(|e| e.into_inner());
         let old = Arc::clone(&guard);
         let mut local = old.local.clone();
-        local.set_leases(names)?;
+        change(&mut local)?;
         *guard = Arc::new(Policy {
             clients: old.clients.clone(),
             clients6: old.clients6.clone(),
@@ -300,24 +318,6 @@ impl Resolver {
             anchors: old.anchors.clone(),
         });
         Ok(())
-    }
-
-    /// Replaces the firewall's neighbours (AAAA records for lease names).
-    pub fn set_neighbours(&self, n: &crate::local::Neighbours) {
-        let mut guard = self.policy.write().unwrap_or_else(|e| e.into_inner());
-        let old = Arc::clone(&guard);
-        let mut local = old.local.clone();
-        local.set_neighbours(n);
-        *guard = Arc::new(Policy {
-            clients: old.clients.clone(),
-            clients6: old.clients6.clone(),
-            local,
-            blocklists: Arc::clone(&old.blocklists),
-            block_response: old.block_response,
-            serve_stale: old.serve_stale,
-            upstreams: Arc::clone(&old.upstreams),
-            anchors: old.anchors.clone(),
-        });
     }
 
     /// Decides about one message from `src` at `now`, without IO.
