@@ -23,6 +23,8 @@ use dhcproto::v6::{
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use ipnet::Ipv6Net;
 
+use crate::jitter::Jitter;
+
 /// The IA_NA's identifier (one address for the router).
 const IA_NA_ID: u32 = 1;
 /// The IA_PD's identifier (one delegated prefix).
@@ -160,7 +162,7 @@ fn far_future() -> Instant {
 pub struct Client {
     duid: Vec<u8>,
     hint: u8,
-    rng: u64,
+    rng: Jitter,
     phase: Phase,
     xid: [u8; 3],
     /// The message being retransmitted, its parameters, tries so far and the current timeout.
@@ -185,7 +187,7 @@ impl Client {
         let mut c = Self {
             duid,
             hint,
-            rng: seed | 1,
+            rng: Jitter::new(seed),
             phase: Phase::Soliciting,
             xid: [0; 3],
             outstanding: None,
@@ -200,7 +202,7 @@ impl Client {
         };
         // SOL_MAX_DELAY: the first SOLICIT waits 0-1 s, so routers powered on together by
         // one power cut do not all ask at once.
-        let delay = c.between(Duration::ZERO, Duration::from_secs(1));
+        let delay = c.rng.between(Duration::ZERO, Duration::from_secs(1));
         c.start(now, Phase::Soliciting, SOLICIT, Some(now + delay));
         c
     }
@@ -239,23 +241,10 @@ impl Client {
         at
     }
 
-    fn random(&mut self) -> u64 {
-        // xorshift64: transaction ids and jitter only, nothing secret.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = u64::try_from((hi - lo).as_millis()).unwrap_or(u64::MAX);
-        lo + Duration::from_millis(self.random() % (span + 1))
-    }
-
     /// `base` jittered by RAND in -0.1..=0.1 (RFC 8415 §15), or 0..=0.1 when `positive`.
     fn jitter(&mut self, base: Duration, positive: bool) -> Duration {
         let tenth = base / 10;
-        let r = self.between(Duration::ZERO, tenth * 2);
+        let r = self.rng.between(Duration::ZERO, tenth * 2);
         if positive {
             base + r / 2
         } else {
@@ -272,7 +261,7 @@ impl Client {
         retransmit: Retransmit,
         first: Option<Instant>,
     ) {
-        let r = self.random().to_be_bytes();
+        let r = self.rng.next().to_be_bytes();
         self.xid = [r[0], r[1], r[2]];
         self.phase = phase;
         self.retransmit = retransmit;

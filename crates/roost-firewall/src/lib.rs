@@ -45,6 +45,7 @@ pub mod dhcp;
 pub mod dhcp6;
 pub mod dhcp6_io;
 pub mod dhcp_io;
+mod jitter;
 pub mod neighbours;
 pub mod netcfg;
 pub mod nft;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
 
+use crate::jitter::Jitter;
+
 /// ICMPv6 type of a router solicitation.
 pub const ROUTER_SOLICITATION: u8 = 133;
 /// ICMPv6 type of a router advertisement.
@@ -370,7 +372,7 @@ pub struct Schedule {
     solicited: Option<Instant>,
     last_multicast: Option<Instant>,
     initial_left: u8,
-    rng: u64,
+    rng: Jitter,
 }
 
 impl Schedule {
@@ -381,22 +383,8 @@ impl Schedule {
             solicited: None,
             last_multicast: None,
             initial_left: MAX_INITIAL_RTR_ADVERTISEMENTS,
-            rng: seed | 1,
+            rng: Jitter::new(seed),
         }
-    }
-
-    fn random(&mut self) -> u64 {
-        // xorshift64: jitter only, nothing secret.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    /// A uniformly random duration in `lo..=hi`, at millisecond resolution.
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = u64::try_from((hi - lo).as_millis()).unwrap_or(u64::MAX);
-        lo + Duration::from_millis(self.random() % (span + 1))
     }
 
     /// When the next advertisement is due.
@@ -408,7 +396,7 @@ impl Schedule {
     /// A valid solicitation arrived at `now`: answer within 0-500 ms, but not sooner than
     /// 3 s after the last multicast advertisement.
     pub fn solicited(&mut self, now: Instant) {
-        let mut at = now + self.between(Duration::ZERO, MAX_RA_DELAY);
+        let mut at = now + self.rng.between(Duration::ZERO, MAX_RA_DELAY);
         if let Some(last) = self.last_multicast {
             at = at.max(last + MIN_DELAY_BETWEEN_RAS);
         }
@@ -422,7 +410,7 @@ impl Schedule {
         if now < self.deadline() {
             return false;
         }
-        let mut interval = self.between(MIN_RTR_ADV_INTERVAL, MAX_RTR_ADV_INTERVAL);
+        let mut interval = self.rng.between(MIN_RTR_ADV_INTERVAL, MAX_RTR_ADV_INTERVAL);
         if self.initial_left > 0 {
             self.initial_left -= 1;
             interval = interval.min(MAX_INITIAL_RTR_ADVERT_INTERVAL);
