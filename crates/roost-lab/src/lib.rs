@@ -119,16 +119,6 @@ pub enum LabError {
         /// The first missing asset.
         path: PathBuf,
     },
-    /// A connection from inside a VM was asked for; the namespace is only its wire.
-    #[error(
-        "{service} runs in a VM: its namespace {netns} holds no address, and the lab has no command channel into guests yet (ADR 0010)"
-    )]
-    InsideVm {
-        /// The service.
-        service: Service,
-        /// Its namespace.
-        netns: String,
-    },
     /// The instance is up in the other mode.
     #[error("lab {prefix} is up {running}; run `roostctl lab down` before bringing it up {asked}")]
     ModeMismatch {
@@ -628,11 +618,21 @@ impl Lab {
         netns::ip(&["-n", &isp_ns, "addr", "replace", &http, "dev", "lo"])?;
         let fw = plan::service_netns(&self.opts.prefix, Service::Firewall);
         let wan = self.settings.firewall_view().wan.interface;
+        // The firewall VM (not booted yet) takes its WAN's from its fixed MAC.
+        let vm_wan = self
+            .runs_in_vm(Service::Firewall)
+            .then(|| vm::nics(&self.plan, Service::Firewall))
+            .and_then(|nics| nics.into_iter().find(|n| n.guest == wan))
+            .map(|nic| vm::link_local(&nic.mac));
         // Kea and radvd need the link-local addresses; the firewall's is the route's next hop.
         let deadline = Instant::now() + Duration::from_secs(10);
         let router = loop {
             let isp_ready = netns::link_local(&isp_ns, plan::ISP_WAN_IFNAME)?.is_some();
-            if let (true, Some(ll)) = (isp_ready, netns::link_local(&fw, &wan)?) {
+            let router = match vm_wan {
+                Some(ll) => Some(ll),
+                None => netns::link_local(&fw, &wan)?,
+            };
+            if let (true, Some(ll)) = (isp_ready, router) {
                 break ll;
             }
             if Instant::now() > deadline {
@@ -814,22 +814,39 @@ impl Lab {
     ) -> Result<(u16, String), LabError> {
         let addr = self.settings.control_addr(service);
         let token = self.token(service)?;
-        // A VM's namespace holds no address: ask from the other end of its link, the
-        // firewall's namespace (whose output the ruleset does not filter).
-        let netns = if self.runs_in_vm(service) {
-            plan::service_netns(&self.opts.prefix, Service::Firewall)
-        } else {
-            plan::service_netns(&self.opts.prefix, service)
-        };
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
-        netns::within(&netns, move || http_exchange(addr, &request))?.map_err(|source| {
-            LabError::Io {
-                path: PathBuf::from(format!("http://{addr}{path}")),
-                source,
-            }
-        })
+        let io = |source| LabError::Io {
+            path: PathBuf::from(format!("http://{addr}{path}")),
+            source,
+        };
+        // A VM's namespace holds no address: the lab's management path is the VM's probe,
+        // which makes the exchange inside the VM (no lab link carries it).
+        if self.runs_in_vm(service) {
+            let response = vm::probe_http(
+                &self.opts.state_dir,
+                service,
+                addr.into(),
+                request.as_bytes(),
+            )?;
+            return parse_http_response(&response).map_err(io);
+        }
+        let netns = plan::service_netns(&self.opts.prefix, service);
+        netns::within(&netns, move || http_exchange(addr, &request))?.map_err(io)
+    }
+
+    /// The output of `program ARGS` (`ip` or `nft`) run in namespace `name` (short or full),
+    /// or inside the VM in a VM's namespace (by its probe): what tests read addresses, routes
+    /// and the firewall's ruleset with, the same way in both modes.
+    pub fn run_in(&self, name: &str, program: &str, args: &[&str]) -> Result<String, LabError> {
+        let netns = self.netns(name)?;
+        if let Some(service) = self.vm_service_of(&netns) {
+            return vm::probe_run(&self.opts.state_dir, service, program, args);
+        }
+        let mut argv = vec!["netns", "exec", &netns, program];
+        argv.extend_from_slice(args);
+        netns::ip(&argv)
     }
 
     /// Whether a TCP connection from namespace `from` (short or full name) to `to` opens
@@ -859,18 +876,6 @@ impl Lab {
             .find(|s| self.runs_in_vm(*s) && plan::service_netns(&self.opts.prefix, *s) == netns)
     }
 
-    /// A connection "from a VM" made in its empty namespace would fail for the wrong reason
-    /// and make a negative check pass: refuse it instead.
-    fn refuse_inside_vm(&self, netns: &str) -> Result<(), LabError> {
-        match self.vm_service_of(netns) {
-            Some(service) => Err(LabError::InsideVm {
-                service,
-                netns: netns.to_owned(),
-            }),
-            None => Ok(()),
-        }
-    }
-
     /// `GET path` over HTTP/1.1 from namespace `from` to `to`; returns status and body.
     pub fn http_get(
         &self,
@@ -880,12 +885,17 @@ impl Lab {
     ) -> Result<(u16, String), LabError> {
         let to = to.into();
         let netns = self.netns(from)?;
-        self.refuse_inside_vm(&netns)?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
-        netns::within(&netns, move || http_exchange(to, &request))?.map_err(|source| LabError::Io {
+        let io = |source| LabError::Io {
             path: PathBuf::from(format!("http://{to}{path}")),
             source,
-        })
+        };
+        // From a VM's namespace the exchange is made inside the VM, by its probe.
+        if let Some(service) = self.vm_service_of(&netns) {
+            let response = vm::probe_http(&self.opts.state_dir, service, to, request.as_bytes())?;
+            return parse_http_response(&response).map_err(io);
+        }
+        netns::within(&netns, move || http_exchange(to, &request))?.map_err(io)
     }
 
     /// Starts `program ARGS` in namespace `name` (short or full), logging to
@@ -989,9 +999,10 @@ impl Lab {
 
     /// The firewall's current WAN address, if it has one.
     pub fn wan_address(&self) -> Option<std::net::Ipv4Addr> {
-        let fw = plan::service_netns(&self.opts.prefix, Service::Firewall);
         let wan = self.settings.firewall_view().wan.interface;
-        let out = netns::ip(&["-j", "-n", &fw, "-4", "addr", "show", "dev", &wan]).ok()?;
+        let out = self
+            .run_in("fw", "ip", &["-j", "-4", "addr", "show", "dev", &wan])
+            .ok()?;
         let json: serde_json::Value = serde_json::from_str(&out).ok()?;
         json.get(0)?["addr_info"]
             .as_array()?
@@ -1217,7 +1228,12 @@ fn http_exchange(addr: impl Into<SocketAddr>, request: &str) -> std::io::Result<
     stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();
     stream.take(1 << 20).read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
+    parse_http_response(&response)
+}
+
+/// The status code and body of an HTTP/1.1 response read to its end.
+fn parse_http_response(response: &[u8]) -> std::io::Result<(u16, String)> {
+    let text = String::from_utf8_lossy(response);
     let code = text
         .split_whitespace()
         .nth(1)

@@ -19,16 +19,22 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use roost_config::Service;
 
 use crate::LabError;
 use crate::plan::Plan;
 
-/// The services that run in VMs in VM mode; the others stay processes in their
-/// namespaces (the firewall needs `nft`, its libraries and the nf_tables modules inside the
-/// guest first, and the lab a management path that does not pass through it).
-pub const VM_SERVICES: &[Service] = &[Service::Dns, Service::Dhcp, Service::Mqtt, Service::Web];
+/// The services that run in VMs in VM mode; the update agent stays a process in its
+/// namespace (its VM needs the spool shared with the host step: ADR 0012).
+pub const VM_SERVICES: &[Service] = &[
+    Service::Firewall,
+    Service::Dns,
+    Service::Dhcp,
+    Service::Mqtt,
+    Service::Web,
+];
 
 /// Guest memory per VM, MiB.
 pub const MEMORY_MIB: u32 = 128;
@@ -105,6 +111,25 @@ pub fn nics(plan: &Plan, service: Service) -> Vec<Nic> {
             mac: format!("52:54:00:7e:{service_no:02x}:{i:02x}"),
         })
         .collect()
+}
+
+/// The IPv6 link-local address a guest's kernel gives the NIC with `mac` (modified EUI-64,
+/// RFC 4291 appendix A: the kernel's default address generation).
+pub fn link_local(mac: &str) -> std::net::Ipv6Addr {
+    let mut b = [0u8; 6];
+    for (byte, part) in b.iter_mut().zip(mac.split(':')) {
+        *byte = u8::from_str_radix(part, 16).unwrap_or(0);
+    }
+    std::net::Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([b[0] ^ 0x02, b[1]]),
+        u16::from_be_bytes([b[2], 0xff]),
+        u16::from_be_bytes([0xfe, b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+    )
 }
 
 /// The kernel command line: console, no reboot loop, and what `/init` reads.
@@ -280,8 +305,6 @@ pub fn referenced_paths(view: &toml::Value) -> Vec<PathBuf> {
 /// Largest referenced file copied into a guest.
 const MAX_FILE: u64 = 16 << 20;
 
-/// Writes `<state>/vm/<service>.initrd` (the base initramfs plus the view and its files) and
-/// makes the state disk when it does not exist; returns (initrd, disk).
 /// The unix socket of `service`'s VM probe (`roost-lab-probe` on its virtio console).
 pub(crate) fn probe_socket(state_dir: &Path, service: Service) -> PathBuf {
     state_dir
@@ -294,40 +317,135 @@ pub(crate) fn probe_connect(
     state_dir: &Path,
     service: Service,
     to: std::net::SocketAddr,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<bool, LabError> {
+    let request = format!("connect {to} {}", timeout.as_millis());
+    Ok(probe(state_dir, service, &request, timeout + PROBE_TIMEOUT)?.is_ok())
+}
+
+/// The lab's management path into `service`'s VM: one HTTP exchange with `addr` (its control
+/// API) made inside the VM by its probe; returns everything the server sent.
+pub(crate) fn probe_http(
+    state_dir: &Path,
+    service: Service,
+    addr: std::net::SocketAddr,
+    request: &[u8],
+) -> Result<Vec<u8>, LabError> {
+    let answer = probe(
+        state_dir,
+        service,
+        &format!("http {addr} {}", to_hex(request)),
+        PROBE_TIMEOUT,
+    )?;
+    answer
+        .map_err(|reason| probe_failed(state_dir, service, format!("http {addr}: {reason}")))
+        .and_then(|hex| from_hex(&hex).ok_or_else(|| probe_failed(state_dir, service, hex)))
+}
+
+/// Runs `ip` or `nft` with `args` inside `service`'s VM; returns its output.
+pub(crate) fn probe_run(
+    state_dir: &Path,
+    service: Service,
+    program: &str,
+    args: &[&str],
+) -> Result<String, LabError> {
+    let argv: Vec<&str> = std::iter::once(program)
+        .chain(args.iter().copied())
+        .collect();
+    let request = format!("run {}", to_hex(argv.join("\0").as_bytes()));
+    let output = probe(state_dir, service, &request, PROBE_TIMEOUT)?
+        .map_err(|reason| LabError::Command {
+            command: format!("{} (in the {} VM)", argv.join(" "), service.name()),
+            stderr: reason,
+        })
+        .and_then(|hex| from_hex(&hex).ok_or_else(|| probe_failed(state_dir, service, hex)))?;
+    Ok(String::from_utf8_lossy(&output).into_owned())
+}
+
+/// How long a probe request may take beyond its own timeout (TCG is slow, and a VM still
+/// booting answers nothing: the caller retries).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One request to `service`'s probe: `Ok(payload)` for `ok`, `Err(reason)` for `no`. Requests
+/// to one VM are serialised (qemu serves one client at a time), and each carries a fresh id:
+/// answers to requests abandoned earlier, or the console's echo, are skipped.
+fn probe(
+    state_dir: &Path,
+    service: Service,
+    request: &str,
+    timeout: Duration,
+) -> Result<Result<String, String>, LabError> {
     use std::io::{BufRead, Write};
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let path = probe_socket(state_dir, service);
     let io = |source| LabError::Io {
         path: path.clone(),
         source,
     };
+    let lock_path = path.with_extension("probe.lock");
+    let lock = fs::File::create(&lock_path).map_err(io)?;
+    lock.lock().map_err(io)?;
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(io)?;
-    stream
-        .set_read_timeout(Some(timeout + std::time::Duration::from_secs(10)))
-        .map_err(io)?;
-    let request = format!("connect {to} {}", timeout.as_millis());
-    writeln!(stream, "{request}").map_err(io)?;
-    // The console is a tty that echoes the request back first.
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    let id = format!(
+        "{}n{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    writeln!(stream, "{id} {request}").map_err(io)?;
     let mut reader = std::io::BufReader::new(&stream);
-    let mut answer = String::new();
-    for _ in 0..4 {
-        answer.clear();
-        reader.read_line(&mut answer).map_err(io)?;
-        if answer.trim() != request {
-            break;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(io)? == 0 {
+            return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
         }
-    }
-    match answer.trim() {
-        "ok" => Ok(true),
-        no if no.starts_with("no ") && no != "no bad request" => Ok(false),
-        other => Err(io(std::io::Error::other(format!(
-            "the probe in the {} VM answered {other:?}",
-            service.name()
-        )))),
+        let mut words = line.trim().splitn(3, ' ');
+        if words.next() != Some(id.as_str()) {
+            continue;
+        }
+        match (words.next(), words.next()) {
+            (Some("ok"), payload) => return Ok(Ok(payload.unwrap_or_default().to_owned())),
+            (Some("no"), Some("bad request")) => {
+                return Err(probe_failed(
+                    state_dir,
+                    service,
+                    format!("{request:.80}: bad request"),
+                ));
+            }
+            (Some("no"), reason) => return Ok(Err(reason.unwrap_or_default().to_owned())),
+            // The echo of the request, should the console still echo.
+            _ => {}
+        }
     }
 }
 
+fn probe_failed(state_dir: &Path, service: Service, what: String) -> LabError {
+    LabError::Io {
+        path: probe_socket(state_dir, service),
+        source: std::io::Error::other(format!(
+            "the probe in the {} VM answered: {what}",
+            service.name()
+        )),
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Writes `<state>/vm/<service>.initrd` (the base initramfs plus the view and its files) and
+/// makes the state disk when it does not exist; returns (initrd, disk).
 pub(crate) fn prepare(
     opts: &VmOptions,
     service: Service,
@@ -457,6 +575,22 @@ mod tests {
         );
         assert!(joined.contains("file=/d,format=raw"));
         assert!(joined.contains("socket,id=probe,path=/p.sock,server=on"));
+    }
+
+    #[test]
+    fn link_local_is_the_modified_eui64_of_the_mac() {
+        assert_eq!(
+            link_local("52:54:00:7e:00:01"),
+            "fe80::5054:ff:fe7e:1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+        );
+        assert_eq!(
+            link_local("00:1b:21:aa:bb:cc"),
+            "fe80::21b:21ff:feaa:bbcc"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+        );
     }
 
     #[test]

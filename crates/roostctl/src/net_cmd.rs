@@ -24,8 +24,8 @@ pub(crate) fn apply(file: &Path) -> anyhow::Result<ExitCode> {
     for iface in &view.network.interfaces {
         // Addresses and routes are the view's alone: no router advertisements taken (the dhcp
         // VM sits on the zone bridges, where the firewall advertises), and no duplicate address
-        // detection (the link's /126 is ours alone, and the daemon binds to it at once; a
-        // sysctl rather than `nodad`, which busybox's ip in the lab's VMs does not know).
+        // detection (the link's /126 is ours alone, and the daemon binds to it at once; set
+        // as a sysctl before any address exists, so it holds for each one the link gets).
         // Without IPv6 in the guest the files are missing, which is fine.
         for key in ["accept_ra", "autoconf", "accept_dad"] {
             let path = format!("/proc/sys/net/ipv6/conf/{}/{key}", iface.name);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv6Net;
 use nix::sched::{CloneFlags, setns};
 use roost_config::Service;
+use roost_lab::Lab;
 
 use crate::{ALLOWED, DENIED, TestLab};
 
@@ -25,24 +26,17 @@ fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'stat
     .unwrap()
 }
 
-/// `ip -j -6 ARGS` in `netns`, parsed.
-fn ip6_json(netns: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new("ip")
-        .args(["-j", "-6", "-n", netns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+/// `ip -j -6 ARGS` in namespace `netns` (inside the VM in a VM's namespace), parsed.
+fn ip6_json(lab: &Lab, netns: &str, args: &[&str]) -> serde_json::Value {
+    let mut argv = vec!["-j", "-6"];
+    argv.extend_from_slice(args);
+    let out = lab.run_in(netns, "ip", &argv).unwrap();
+    serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
 }
 
 /// Addresses on `dev` in `netns` inside `net`, done with duplicate address detection.
-fn addresses_in(netns: &str, dev: &str, net: Ipv6Net) -> Vec<Ipv6Addr> {
-    let json = ip6_json(netns, &["addr", "show", "dev", dev]);
+fn addresses_in(lab: &Lab, netns: &str, dev: &str, net: Ipv6Net) -> Vec<Ipv6Addr> {
+    let json = ip6_json(lab, netns, &["addr", "show", "dev", dev]);
     json.get(0)
         .and_then(|l| l["addr_info"].as_array().cloned())
         .unwrap_or_default()
@@ -73,7 +67,7 @@ fn slaac_address(t: &TestLab, name: &str, zone: &str) -> Ipv6Addr {
     wait_for(
         &format!("a SLAAC address in {net} in {netns}"),
         Duration::from_secs(40),
-        || addresses_in(&netns, "eth0", net).into_iter().next(),
+        || addresses_in(&t.lab, &netns, "eth0", net).into_iter().next(),
     )
 }
 
@@ -129,10 +123,10 @@ fn lab_ipv6_lan_client_gets_a_slaac_address_and_a_default_route_via_the_router()
     // The default route goes to the firewall's link-local address on the LAN, learned from
     // its advertisement (proto ra).
     let fw = t.lab.netns("fw").unwrap();
-    let fw_link_local = addresses_in(&fw, "lan", "fe80::/64".parse().unwrap());
+    let fw_link_local = addresses_in(&t.lab, &fw, "lan", "fe80::/64".parse().unwrap());
     assert_eq!(fw_link_local.len(), 1, "{fw_link_local:?}");
     let client_ns = t.lab.netns("client-lan").unwrap();
-    let routes = ip6_json(&client_ns, &["route", "show", "default"]);
+    let routes = ip6_json(&t.lab, &client_ns, &["route", "show", "default"]);
     let route = &routes[0];
     assert_eq!(
         route["gateway"].as_str(),
@@ -246,7 +240,11 @@ fn global_address(t: &TestLab, name: &str, subnet: Ipv6Net) -> Ipv6Addr {
     wait_for(
         &format!("an address in {subnet} in {netns}"),
         Duration::from_secs(40),
-        || addresses_in(&netns, "eth0", subnet).into_iter().next(),
+        || {
+            addresses_in(&t.lab, &netns, "eth0", subnet)
+                .into_iter()
+                .next()
+        },
     )
 }
 
@@ -280,33 +278,35 @@ fn lab_ipv6_lan_client_gets_a_global_address_from_the_delegated_prefix_and_reach
     assert_eq!(seen, format!("client {client}"));
     // The router's WAN has the ISP's address (IA_NA) and the default route from its RA.
     let fw = t.lab.netns("fw").unwrap();
-    let wan = addresses_in(&fw, "wan", "2001:db8:0:1::/64".parse().unwrap());
+    let wan = addresses_in(&t.lab, &fw, "wan", "2001:db8:0:1::/64".parse().unwrap());
     assert_eq!(wan.len(), 1, "{wan:?}");
-    let routes = ip6_json(&fw, &["route", "show", "default"]);
+    let routes = ip6_json(&t.lab, &fw, &["route", "show", "default"]);
     assert_eq!(routes[0]["protocol"].as_str(), Some("ra"), "{routes}");
     // The dhcp VM, on the zone bridges, takes no advertisement: no SLAAC address, and its one
     // default route is its service link's.
     let dhcp = t.lab.netns("dhcp").unwrap();
-    let dhcp_lan = addresses_in(&dhcp, "lan", "::/0".parse().unwrap());
+    let dhcp_lan = addresses_in(&t.lab, &dhcp, "lan", "::/0".parse().unwrap());
     assert!(
         dhcp_lan.iter().all(|a| a.is_unicast_link_local()),
         "{dhcp_lan:?}"
     );
-    let routes = ip6_json(&dhcp, &["route", "show", "default"]);
+    let routes = ip6_json(&t.lab, &dhcp, &["route", "show", "default"]);
     assert_eq!(routes[0]["dev"].as_str(), Some("svc"), "{routes}");
     assert_eq!(routes.as_array().map(Vec::len), Some(1), "{routes}");
     // The rest of the /56 is unreachable, not sent back to the ISP (RFC 7084 WPD-5).
-    let unreachable = ip6_json(&fw, &["route", "show", "type", "unreachable"]);
+    let unreachable = ip6_json(&t.lab, &fw, &["route", "show", "type", "unreachable"]);
     assert_eq!(
         unreachable[0]["dst"].as_str(),
         Some("2001:db8:1200::/56"),
         "{unreachable}"
     );
-    let unused = Command::new("ip")
-        .args(["-n", &fw, "-6", "route", "get", "2001:db8:1200:99::1"])
-        .output()
-        .unwrap();
-    assert!(!unused.status.success(), "a /64 no zone uses has a route");
+    let unused = t
+        .lab
+        .run_in(&fw, "ip", &["-6", "route", "get", "2001:db8:1200:99::1"]);
+    assert!(
+        unused.is_err(),
+        "a /64 no zone uses has a route: {unused:?}"
+    );
     // The ULA address is kept for local traffic, and never leaves through the WAN.
     let ula = slaac_address(&t, "client-lan", "lan");
     let iot = slaac_address(&t, "client-iot", "iot");
@@ -353,7 +353,7 @@ fn lab_ipv6_the_isp_cannot_open_a_connection_to_a_lan_client_that_can_open_one_t
     drop(isp_listener);
     // Garbage to the router's DHCPv6 client port is counted and dropped; the lease stays.
     let fw = t.lab.netns("fw").unwrap();
-    let wan_ll = addresses_in(&fw, "wan", "fe80::/64".parse().unwrap())[0];
+    let wan_ll = addresses_in(&t.lab, &fw, "wan", "fe80::/64".parse().unwrap())[0];
     let isp = t.lab.netns("isp").unwrap();
     let target = SocketAddr::V6(SocketAddrV6::new(wan_ll, 546, 0, 0));
     let out = Command::new("ip")
@@ -428,7 +428,7 @@ fn lab_ipv6_after_the_isp_renumbers_clients_move_to_the_new_prefix_and_the_old_i
     );
     // The old address is deprecated, not yet gone (its valid lifetime counts down).
     let client_ns = t.lab.netns("client-lan").unwrap();
-    let addrs = ip6_json(&client_ns, &["addr", "show", "dev", "eth0"]);
+    let addrs = ip6_json(&t.lab, &client_ns, &["addr", "show", "dev", "eth0"]);
     let old_info = addrs[0]["addr_info"]
         .as_array()
         .unwrap()
@@ -457,7 +457,7 @@ fn lab_ipv6_after_the_isp_renumbers_clients_move_to_the_new_prefix_and_the_old_i
     );
     // The router no longer holds its address in the old /64.
     let fw = t.lab.netns("fw").unwrap();
-    assert!(addresses_in(&fw, "lan", old_subnet).is_empty());
+    assert!(addresses_in(&t.lab, &fw, "lan", old_subnet).is_empty());
 }
 
 #[test]
@@ -593,14 +593,10 @@ fn lab_ipv6_a_port_forward_with_an_ipv6_host_opens_a_pinhole_to_that_host_and_po
         "the pinhole in the ruleset",
         Duration::from_secs(10),
         || {
-            let fw = t.lab.netns("fw").unwrap();
-            let out = Command::new("ip")
-                .args([
-                    "netns", "exec", &fw, "nft", "list", "chain", "inet", "roost", "from_wan",
-                ])
-                .output()
+            let text = t
+                .lab
+                .run_in("fw", "nft", &["list", "chain", "inet", "roost", "from_wan"])
                 .ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.contains("pinhole").then_some(text)
         },
     );
@@ -811,7 +807,8 @@ fn lab_ipv6_malformed_and_rogue_router_advertisements_are_counted_and_change_not
         },
     );
     let fw = t.lab.netns("fw").unwrap();
-    let default_route = || ip6_json(&fw, &["route", "show", "default"])[0]["gateway"].clone();
+    let default_route =
+        || ip6_json(&t.lab, &fw, &["route", "show", "default"])[0]["gateway"].clone();
     let before = default_route();
     assert!(before.is_string(), "the ISP's default route");
     // From the ISP: an advertisement whose prefix option says length 0 (RFC 4861 §6.1.2).
@@ -860,9 +857,9 @@ fn lab_ipv6_malformed_and_rogue_router_advertisements_are_counted_and_change_not
             .then_some(())
     });
     // The router takes nothing from the rogue: no address in its prefix, no route through it.
-    assert!(addresses_in(&fw, "lan", "2001:db8:ba::/64".parse().unwrap()).is_empty());
+    assert!(addresses_in(&t.lab, &fw, "lan", "2001:db8:ba::/64".parse().unwrap()).is_empty());
     assert_eq!(default_route(), before);
-    let routes = ip6_json(&fw, &["route", "show", "dev", "lan", "proto", "ra"]);
+    let routes = ip6_json(&t.lab, &fw, &["route", "show", "dev", "lan", "proto", "ra"]);
     assert_eq!(routes, serde_json::json!([]), "{routes}");
 }
 

@@ -1,4 +1,4 @@
-//! The lab's VM mode (ADR 0010): dns, dhcp, mqtt and web boot in their own aarch64 VM inside
+//! The lab's VM mode (ADR 0010): the firewall, dns, dhcp, mqtt and web boot in their own aarch64 VM inside
 //! their namespace, and their state disks outlive the lab. The VM-only test needs `ROOST_LAB_VM=1`
 //! (after `scripts/vm-assets`); without it, it says so and passes. With it set, missing assets
 //! fail it like every other lab test.
@@ -68,13 +68,19 @@ fn vm_mode_boots_each_vm_service_in_its_own_vm_and_status_shows_boot_time_and_me
         let ns = service_netns(&t.lab.plan().prefix, *service);
         assert_eq!(ipv4_addresses(&ns), Vec::<String>::new(), "{ns}");
     }
-    // The firewall (no nft in the guests yet) still runs as a process in its namespace.
-    let fw = status
-        .processes
-        .iter()
-        .find(|p| p.name == "firewall")
+    // The firewall VM's own nft holds its ruleset (the NAT of the WAN included), and its WAN
+    // has the ISP's address: read inside the VM, by its probe.
+    let ruleset = t
+        .lab
+        .run_in("fw", "nft", &["list", "table", "inet", "roost"])
         .unwrap();
-    assert!(fw.vm.is_none() && fw.healthy == Some(true), "{fw:?}");
+    assert!(ruleset.contains("masquerade"), "{ruleset}");
+    let wan = t.wan_address();
+    let shown = t
+        .lab
+        .run_in("fw", "ip", &["-4", "addr", "show", "dev", "wan"])
+        .unwrap();
+    assert!(shown.contains(&wan.to_string()), "{shown}");
 }
 
 /// Both modes: the dhcp daemon's state (its directory, or in VM mode its state disk) is kept

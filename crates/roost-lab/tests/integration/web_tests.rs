@@ -230,12 +230,7 @@ fn lab_web_port_forward_reaches_the_firewall_ruleset() {
         format!(r#"{{"name":"ssh","protocol":"tcp","port":2222,"to":"{client}","to_port":8022}}"#);
     let (code, answer) = admin.send("POST", "/api/port-forwards", &body);
     assert_eq!(code, 200, "{answer}");
-    let fw = t.lab.netns("fw").unwrap();
-    let out = Command::new("ip")
-        .args(["netns", "exec", &fw, "nft", "list", "ruleset"])
-        .output()
-        .unwrap();
-    let ruleset = String::from_utf8_lossy(&out.stdout);
+    let ruleset = t.lab.run_in("fw", "nft", &["list", "ruleset"]).unwrap();
     assert!(
         ruleset.contains(&format!("tcp dport 2222 dnat ip to {client}:8022")),
         "{ruleset}"
