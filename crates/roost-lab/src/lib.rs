@@ -190,6 +190,19 @@ struct VmRecord {
     boot_ms: Option<u64>,
 }
 
+/// The update agent's files, for [`Lab::start_update_agent`].
+#[derive(Debug, Clone)]
+pub struct UpdateAgent {
+    /// Its settings view (`--config`).
+    pub view: PathBuf,
+    /// Its platform file (`--system`: pinned root, spool, health checks).
+    pub system: PathBuf,
+    /// The CA certificates it trusts (its VM's system roots).
+    pub ca_bundle: PathBuf,
+    /// The spool it shares with the host step; the platform file names it.
+    pub spool: PathBuf,
+}
+
 /// A lab instance.
 pub struct Lab {
     opts: LabOptions,
@@ -440,8 +453,21 @@ impl Lab {
         self.status()
     }
 
-    /// Starts `service`'s VM unless it runs; returns whether it started one.
+    /// Starts `service`'s VM (with its view) unless it runs; returns whether it started one.
     fn ensure_vm(&self, record: &mut Record, service: Service) -> Result<bool, LabError> {
+        let files = vm::GuestFiles::view(service, self.settings.render_view(service));
+        self.ensure_vm_with(record, service, &files, &[])
+    }
+
+    /// Starts `service`'s VM with `files` added to its initramfs and `shares` mounted, unless
+    /// it runs; returns whether it started one.
+    fn ensure_vm_with(
+        &self,
+        record: &mut Record,
+        service: Service,
+        files: &vm::GuestFiles,
+        shares: &[vm::Share],
+    ) -> Result<bool, LabError> {
         let Some(vm) = &self.vm else {
             return Ok(false);
         };
@@ -454,14 +480,21 @@ impl Lab {
         {
             return Ok(false);
         }
-        let view = self.settings.render_view(service);
-        let (initrd, disk) = vm::prepare(vm, service, &view, &self.opts.state_dir)?;
+        let (initrd, disk) = vm::prepare(vm, service, files, &self.opts.state_dir)?;
         let nics = vm::nics(&self.plan, service);
         let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-        let cmdline = vm::kernel_cmdline(service, &nics, &log);
+        let cmdline = vm::kernel_cmdline(service, &nics, shares, &log);
         let probe = vm::probe_socket(&self.opts.state_dir, service);
         let _ = fs::remove_file(&probe);
-        let args = vm::qemu_args(&vm.kernel(), &initrd, &disk, &probe, &cmdline, &nics);
+        let args = vm::qemu_args(
+            &vm.kernel(),
+            &initrd,
+            &disk,
+            &probe,
+            &cmdline,
+            &nics,
+            shares,
+        );
         let qemu = find_program(Path::new("qemu-system-aarch64"));
         self.ensure_process(record, name, &netns, &qemu, &args, &[])?;
         if let Some(p) = record.processes.iter_mut().find(|p| p.name == name) {
@@ -472,6 +505,115 @@ impl Lab {
         }
         self.write_record(record)?;
         Ok(true)
+    }
+
+    /// Starts the update agent (ADR 0012) unless it runs, and waits until it is healthy. `up`
+    /// leaves it out: a test gives it its repository, its checks and the spool it shares
+    /// with the host step (which the test runs, as the host does). In VM mode it boots in the
+    /// update VM with `agent.ca_bundle` as its system roots and the spool mounted over
+    /// virtiofs at the same path, served by a virtiofsd in its namespace.
+    pub fn start_update_agent(&self, agent: &UpdateAgent) -> Result<(), LabError> {
+        let mut record = self.read_record();
+        let netns = plan::service_netns(&self.opts.prefix, Service::Update);
+        let read = |path: &Path| {
+            fs::read_to_string(path).map_err(|source| LabError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        if !self.runs_in_vm(Service::Update) {
+            let state = self.path("var/update");
+            fs::create_dir_all(&state).map_err(|source| LabError::Io {
+                path: state.clone(),
+                source,
+            })?;
+            let args = [
+                "agent".to_owned(),
+                "--config".to_owned(),
+                agent.view.display().to_string(),
+                "--system".to_owned(),
+                agent.system.display().to_string(),
+            ];
+            let env = [
+                ("STATE_DIRECTORY", state.display().to_string()),
+                ("SSL_CERT_FILE", agent.ca_bundle.display().to_string()),
+                (
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                ),
+            ];
+            let program = self.binary(Service::Update);
+            self.ensure_process(&mut record, "update", &netns, &program, &args, &env)?;
+            return self.wait_healthy(Service::Update, HEALTH_TIMEOUT);
+        }
+        let share = vm::Share {
+            tag: "spool".to_owned(),
+            socket: self.path("vm/update.virtiofs"),
+            path: agent.spool.clone(),
+        };
+        let virtiofsd = [
+            "--shared-dir".to_owned(),
+            agent.spool.display().to_string(),
+            "--socket-path".to_owned(),
+            share.socket.display().to_string(),
+            // Both sides poll the spool: what one writes, the other must see at once.
+            "--cache".to_owned(),
+            "never".to_owned(),
+            "--sandbox".to_owned(),
+            "chroot".to_owned(),
+        ];
+        let started = !record
+            .processes
+            .iter()
+            .any(|p| p.name == "update" && netns::runs_in(p.pid, &netns));
+        if started {
+            let _ = fs::remove_file(&share.socket);
+            self.ensure_process(
+                &mut record,
+                "update-virtiofsd",
+                &netns,
+                &find_program(Path::new("virtiofsd")),
+                &virtiofsd,
+                &[],
+            )?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !share.socket.exists() {
+                if Instant::now() > deadline {
+                    return Err(LabError::Timeout("virtiofsd's socket".to_owned()));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let files = vm::GuestFiles {
+            toml: vec![
+                (PathBuf::from("/etc/roost/update.toml"), read(&agent.view)?),
+                (
+                    PathBuf::from("/etc/roost/update-system.toml"),
+                    read(&agent.system)?,
+                ),
+            ],
+            other: vec![(
+                PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+                agent.ca_bundle.clone(),
+            )],
+        };
+        let booted = Instant::now();
+        self.ensure_vm_with(&mut record, Service::Update, &files, &[share])?;
+        self.wait_healthy(Service::Update, VM_HEALTH_TIMEOUT)?;
+        if started {
+            let ms = u64::try_from(booted.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let mut record = self.read_record();
+            if let Some(vm) = record
+                .processes
+                .iter_mut()
+                .find(|p| p.name == "update")
+                .and_then(|p| p.vm.as_mut())
+            {
+                vm.boot_ms = Some(ms);
+            }
+            self.write_record(&record)?;
+        }
+        Ok(())
     }
 
     /// The daemons the lab runs (those built and found in the binary directory, and in VM

@@ -26,14 +26,15 @@ use roost_config::Service;
 use crate::LabError;
 use crate::plan::Plan;
 
-/// The services that run in VMs in VM mode; the update agent stays a process in its
-/// namespace (its VM needs the spool shared with the host step: ADR 0012).
+/// The services that run in VMs in VM mode: every one. (`up` starts all but the update
+/// agent, which a test starts with its repository: `Lab::start_update_agent`.)
 pub const VM_SERVICES: &[Service] = &[
     Service::Firewall,
     Service::Dns,
     Service::Dhcp,
     Service::Mqtt,
     Service::Web,
+    Service::Update,
 ];
 
 /// Guest memory per VM, MiB.
@@ -77,6 +78,41 @@ impl VmOptions {
             Some(path) => Err(LabError::VmAssets { path: path.clone() }),
         }
     }
+}
+
+/// What the lab adds to a VM's base initramfs.
+#[derive(Debug, Clone, Default)]
+pub struct GuestFiles {
+    /// TOML files (the view, the update agent's platform file) at their guest paths; every
+    /// file one names is copied too, at its own path.
+    pub toml: Vec<(PathBuf, String)>,
+    /// Other files: (guest path, host file), e.g. the CA bundle a VM trusts.
+    pub other: Vec<(PathBuf, PathBuf)>,
+}
+
+impl GuestFiles {
+    /// The view of `service` at `/etc/roost/<service>.toml` and the files it names.
+    pub fn view(service: Service, text: String) -> Self {
+        Self {
+            toml: vec![(
+                PathBuf::from(format!("/etc/roost/{}.toml", service.name())),
+                text,
+            )],
+            other: Vec::new(),
+        }
+    }
+}
+
+/// A host directory shared into a VM over virtiofs (the update VM's spool, ADR 0012).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// The virtiofs tag.
+    pub tag: String,
+    /// virtiofsd's vhost-user socket.
+    pub socket: PathBuf,
+    /// Where the guest mounts it: the host directory's own path, so one settings file names
+    /// it in both modes.
+    pub path: PathBuf,
 }
 
 /// One guest network interface and its host side in the service's namespace.
@@ -133,13 +169,20 @@ pub fn link_local(mac: &str) -> std::net::Ipv6Addr {
 }
 
 /// The kernel command line: console, no reboot loop, and what `/init` reads.
-pub fn kernel_cmdline(service: Service, nics: &[Nic], log: &str) -> String {
+pub fn kernel_cmdline(service: Service, nics: &[Nic], shares: &[Share], log: &str) -> String {
     let mut line = format!(
         "console=ttyAMA0 panic=-1 quiet loglevel=3 roost.service={} roost.log={log}",
         service.name()
     );
     for nic in nics {
         line.push_str(&format!(" roost.if={},{}", nic.guest, nic.mac));
+    }
+    for share in shares {
+        line.push_str(&format!(
+            " roost.share={},{}",
+            share.tag,
+            share.path.display()
+        ));
     }
     line
 }
@@ -155,6 +198,7 @@ pub fn qemu_args(
     probe: &Path,
     cmdline: &str,
     nics: &[Nic],
+    shares: &[Share],
 ) -> Vec<String> {
     let mut args: Vec<String> = [
         "-M",
@@ -200,6 +244,23 @@ pub fn qemu_args(
         "-device".to_owned(),
         "virtconsole,chardev=probe".to_owned(),
     ]);
+    if !shares.is_empty() {
+        // vhost-user (virtiofsd) maps the guest's memory: it must be shared memory.
+        args.extend([
+            "-object".to_owned(),
+            format!("memory-backend-memfd,id=mem,size={MEMORY_MIB}M,share=on"),
+            "-machine".to_owned(),
+            "memory-backend=mem".to_owned(),
+        ]);
+    }
+    for (i, share) in shares.iter().enumerate() {
+        args.extend([
+            "-chardev".to_owned(),
+            format!("socket,id=fs{i},path={}", share.socket.display()),
+            "-device".to_owned(),
+            format!("vhost-user-fs-device,chardev=fs{i},tag={}", share.tag),
+        ]);
+    }
     for (i, nic) in nics.iter().enumerate() {
         args.extend([
             "-netdev".to_owned(),
@@ -362,9 +423,11 @@ pub(crate) fn probe_run(
     Ok(String::from_utf8_lossy(&output).into_owned())
 }
 
-/// How long a probe request may take beyond its own timeout (TCG is slow, and a VM still
-/// booting answers nothing: the caller retries).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a probe request may take beyond its own timeout: longer than the probe's own
+/// HTTP timeout, so a slow exchange is answered `no TimedOut` by the probe first. Under TCG on
+/// a loaded machine a busy daemon (the update agent verifying a generation) can take seconds
+/// to answer; a VM still booting answers once its probe runs (qemu holds the request).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// One request to `service`'s probe: `Ok(payload)` for `ok`, `Err(reason)` for `no`. Requests
 /// to one VM are serialised (qemu serves one client at a time), and each carries a fresh id:
@@ -449,32 +512,43 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
 pub(crate) fn prepare(
     opts: &VmOptions,
     service: Service,
-    view_text: &str,
+    files: &GuestFiles,
     state_dir: &Path,
 ) -> Result<(PathBuf, PathBuf), LabError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| LabError::Io { path, source }
     };
-    let view: toml::Value = toml::from_str(view_text).map_err(|e| LabError::Io {
-        path: state_dir.join(format!("etc/{}.toml", service.name())),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let mut entries = vec![Entry {
-        path: PathBuf::from(format!("/etc/roost/{}.toml", service.name())),
-        mode: 0o644,
-        data: view_text.as_bytes().to_vec(),
-    }];
-    for path in referenced_paths(&view) {
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() || meta.len() > MAX_FILE {
-            continue;
+    let mut entries = Vec::new();
+    for (guest, text) in &files.toml {
+        let value: toml::Value = toml::from_str(text).map_err(|e| LabError::Io {
+            path: guest.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        entries.push(Entry {
+            path: guest.clone(),
+            mode: 0o644,
+            data: text.as_bytes().to_vec(),
+        });
+        for path in referenced_paths(&value) {
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() || meta.len() > MAX_FILE {
+                continue;
+            }
+            let data = fs::read(&path).map_err(io(&path))?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+            entries.push(Entry { path, mode, data });
         }
-        let data = fs::read(&path).map_err(io(&path))?;
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
-        entries.push(Entry { path, mode, data });
+    }
+    for (guest, host) in &files.other {
+        let data = fs::read(host).map_err(io(host))?;
+        entries.push(Entry {
+            path: guest.clone(),
+            mode: 0o644,
+            data,
+        });
     }
     let base_path = opts.initramfs(service);
     let mut initrd = fs::read(&base_path).map_err(io(&base_path))?;
@@ -556,9 +630,10 @@ mod tests {
     fn qemu_gets_a_tap_and_virtio_nic_per_interface_and_the_names_on_the_command_line() {
         let plan = crate::plan::plan("roost", &example());
         let nics = nics(&plan, Service::Dhcp);
-        let cmdline = kernel_cmdline(Service::Dhcp, &nics, "info");
+        let cmdline = kernel_cmdline(Service::Dhcp, &nics, &[], "info");
         assert!(cmdline.contains("roost.service=dhcp"));
         assert!(cmdline.contains(&format!("roost.if=svc,{}", nics.last().unwrap().mac)));
+        assert!(!cmdline.contains("roost.share"));
         let args = qemu_args(
             Path::new("/k"),
             Path::new("/i"),
@@ -566,6 +641,7 @@ mod tests {
             Path::new("/p.sock"),
             &cmdline,
             &nics,
+            &[],
         );
         let joined = args.join(" ");
         assert!(joined.contains("-accel tcg"));
@@ -575,6 +651,43 @@ mod tests {
         );
         assert!(joined.contains("file=/d,format=raw"));
         assert!(joined.contains("socket,id=probe,path=/p.sock,server=on"));
+        // No share, no shared memory.
+        assert!(!joined.contains("memory-backend"));
+    }
+
+    #[test]
+    fn a_shared_directory_gets_shared_memory_a_vhost_user_fs_device_and_its_mount() {
+        let plan = crate::plan::plan("roost", &example());
+        let nics = nics(&plan, Service::Update);
+        let share = Share {
+            tag: "spool".to_owned(),
+            socket: PathBuf::from("/s/update.virtiofs"),
+            path: PathBuf::from("/var/lib/roost/spool"),
+        };
+        let shares = [share];
+        let cmdline = kernel_cmdline(Service::Update, &nics, &shares, "info");
+        assert!(
+            cmdline.ends_with(" roost.share=spool,/var/lib/roost/spool"),
+            "{cmdline}"
+        );
+        let args = qemu_args(
+            Path::new("/k"),
+            Path::new("/i"),
+            Path::new("/d"),
+            Path::new("/p.sock"),
+            &cmdline,
+            &nics,
+            &shares,
+        );
+        let joined = args.join(" ");
+        assert!(
+            joined.contains(&format!(
+                "memory-backend-memfd,id=mem,size={MEMORY_MIB}M,share=on -machine memory-backend=mem"
+            )),
+            "{joined}"
+        );
+        assert!(joined.contains("socket,id=fs0,path=/s/update.virtiofs"));
+        assert!(joined.contains("vhost-user-fs-device,chardev=fs0,tag=spool"));
     }
 
     #[test]

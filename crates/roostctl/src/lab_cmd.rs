@@ -30,7 +30,7 @@ enum LabCommand {
         /// Settings file; default the one the instance last ran with, else examples/roost.toml.
         #[arg(long)]
         settings: Option<PathBuf>,
-        /// Run the firewall, dns, dhcp, mqtt and web each in its own aarch64 VM (qemu, TCG) inside its
+        /// Run each service (the firewall, dns, dhcp, mqtt, web) in its own aarch64 VM (qemu, TCG) inside its
         /// namespace; needs `scripts/vm-assets` first (cache: $ROOST_VM_CACHE, default
         /// /var/cache/roost-lab-vm). See docs/adr/0010-lab-microvms.md.
         #[arg(long)]

@@ -255,15 +255,10 @@ fn lines(dir: &TempDir, file: &str) -> Vec<String> {
 #[test]
 fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealthy_one() {
     let tmp = TempDir::new("lab-update");
-    for d in [
-        "www",
-        "run",
-        "agent-state",
-        "host-state",
-        "spool",
-        "target-store",
-        "profiles",
-    ] {
+    // The stand-in generations' activations and health marker live in the spool (`run`), so
+    // the agent's health check reads the marker in both modes: in VM mode the spool is the
+    // one directory the update VM shares with the host.
+    for d in ["www", "host-state", "spool/run", "target-store", "profiles"] {
         std::fs::create_dir_all(tmp.path(d)).unwrap();
     }
     let built = build(
@@ -325,9 +320,10 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
         assert!(Instant::now() < deadline, "the update server never came up");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // TLS for real: the repository is trusted with the test CA and not without it.
+    // TLS for real: the repository is trusted with the test CA and not without it (asked
+    // from a LAN client: in VM mode the update namespace is only the VM's wire).
     let fetch = |extra: &[&str]| {
-        let netns = lab.lab.netns("update").unwrap();
+        let netns = lab.lab.netns("client-lan").unwrap();
         Command::new("ip")
             .args([
                 "netns",
@@ -355,7 +351,8 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
     // The agent's view, as the lab renders it, pointed at the ISP's repository; applied on
     // request (no window). Its health checks: the web VM's /peers/health (update → web 9100
     // is the one control API the update VM may reach; web asks every other daemon), a DNS
-    // answer from roost-dns (update → dns 53) and the generation's own health marker.
+    // answer from roost-dns (update → dns 53; busybox's nslookup, which the update VM has)
+    // and the generation's own health marker.
     let settings = lab.lab.settings();
     let host = settings.router.hostname.clone();
     let mut view: UpdateView = settings.update_view();
@@ -364,7 +361,7 @@ fn lab_update_agent_installs_a_generation_from_the_isp_and_rolls_back_an_unhealt
     view.update.window = None;
     assert_eq!(view.peers.len(), 1, "the web VM answers for the daemons");
     std::fs::write(tmp.path("update.toml"), view.render()).unwrap();
-    let run_dir = tmp.path("run");
+    let run_dir = tmp.path("spool/run");
     let system = format!(
         r#"root = "{root}"
 spool = "{spool}"
@@ -373,7 +370,7 @@ health_timeout_secs = 5
 
 [[checks]]
 name = "dns"
-command = ["dig", "+time=1", "+tries=1", "@{dns}", "www.{zone}", "A", "+short"]
+command = ["busybox", "nslookup", "www.{zone}", "{dns}"]
 
 [[checks]]
 name = "generation"
@@ -428,35 +425,33 @@ restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
     let cache_url = format!("{base}/cache/");
     publish(&tmp.0, &host, &built["g1"], 1, &cache_url);
 
-    // The agent, in the update VM's namespace.
-    let pid = lab
-        .lab
-        .spawn_in(
-            "update",
-            "update",
-            Path::new("env"),
-            &[
-                format!("STATE_DIRECTORY={}", tmp.path("agent-state").display()),
-                format!("SSL_CERT_FILE={}", ca.display()),
-                format!("ROOST_TEST_DIR={}", run_dir.display()),
-                "RUST_LOG=info".to_owned(),
-                bin_dir().join("roost-update").display().to_string(),
-                "agent".to_owned(),
-                "--config".to_owned(),
-                tmp.path("update.toml").display().to_string(),
-                "--system".to_owned(),
-                tmp.path("system.toml").display().to_string(),
-            ],
-        )
+    // The agent, in the update VM (or its namespace).
+    lab.lab
+        .start_update_agent(&roost_lab::UpdateAgent {
+            view: tmp.path("update.toml"),
+            system: tmp.path("system.toml"),
+            ca_bundle: ca.clone(),
+            spool: tmp.path("spool"),
+        })
         .unwrap();
-    lab.helpers.push(pid);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(
-        lab.lab.control_get(Service::Update, "/health"),
-        Ok((200, _))
-    ) {
-        assert!(Instant::now() < deadline, "the agent never became healthy");
-        std::thread::sleep(Duration::from_millis(100));
+    if crate::vm_mode() {
+        // The agent runs in its aarch64 VM, the spool shared in by virtiofsd.
+        let status = lab.lab.status().unwrap();
+        let agent = status
+            .processes
+            .iter()
+            .find(|p| p.name == "update")
+            .unwrap();
+        assert!(
+            agent.vm.is_some() && agent.healthy == Some(true),
+            "{agent:?}"
+        );
+        assert!(
+            status
+                .processes
+                .iter()
+                .any(|p| p.name == "update-virtiofsd")
+        );
     }
 
     // The first generation: found by a check, fetched through the firewall, installed.
@@ -467,8 +462,8 @@ restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
     assert_eq!(status, 202, "{body}");
     let state = idle_state(&lab);
     assert_eq!(state["current"]["generation"], 1, "{state:#}");
-    assert_eq!(lines(&tmp, "run/activations"), ["g1 switch"]);
-    assert_eq!(lines(&tmp, "run/restarts"), ["dhcp", "dns"]);
+    assert_eq!(lines(&tmp, "spool/run/activations"), ["g1 switch"]);
+    assert_eq!(lines(&tmp, "spool/run/restarts"), ["dhcp", "dns"]);
     let first_bytes = state["progress"]["bytes"].as_u64().unwrap();
 
     // The ISP saw the downloads from the router's WAN address (NAT), not the update VM's.
@@ -488,7 +483,7 @@ restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
     assert_eq!(state["progress"]["paths_total"], 3, "{state:#}");
     let bytes = state["progress"]["bytes"].as_u64().unwrap();
     assert!(bytes * 4 < first_bytes, "{bytes} of {first_bytes}");
-    assert_eq!(lines(&tmp, "run/restarts"), ["dhcp", "dns", "dhcp"]);
+    assert_eq!(lines(&tmp, "spool/run/restarts"), ["dhcp", "dns", "dhcp"]);
 
     // The web UI shows it from the LAN: generation 2 running, both installed.
     let admin = crate::web_tests::Admin::first_run(&lab);
@@ -515,7 +510,7 @@ restart = ["sh", "-c", "echo \"$0\" >> {run}/restarts", "{{vm}}"]
     assert!(reason.contains("generation"), "{reason}");
     assert!(!reason.contains("dns"), "roost-dns answered: {reason}");
     assert_eq!(
-        lines(&tmp, "run/activations"),
+        lines(&tmp, "spool/run/activations"),
         ["g1 switch", "g2 switch", "bad switch", "g2 switch"]
     );
     assert_eq!(post(&lab, "/apply").0, 404);
