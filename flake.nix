@@ -123,6 +123,8 @@
         dhcp = ./nixos-modules/dhcp;
         mqtt = ./nixos-modules/mqtt;
         web = ./nixos-modules/web;
+        # The Wi-Fi VM's hostapd (ADR 0013; not a Roost daemon, so no package of its own).
+        wifi = ./nixos-modules/wifi;
         # The Roost host with microvm.nix and this flake's packages.
         default = { pkgs, lib, ... }: {
           imports = [ microvm.nixosModules.host ./nixos-modules/host ];

@@ -18,6 +18,12 @@ in
       message = "roost: the update VM needs services.roost.update.rootFile, the pinned TUF root it verifies against";
     }
     {
+      # The Wi-Fi VM sees only this host directory (shared at the same path).
+      assertion = lib.all (n: lib.hasPrefix "/var/lib/roost/wifi/" n.passphrase_file)
+        (lib.attrValues ((cfg.settings.wifi or { networks = { }; }).networks));
+      message = "roost: keep the Wi-Fi passphrase files in /var/lib/roost/wifi/ (wifi.networks.*.passphrase_file), the one host directory the Wi-Fi VM sees";
+    }
+    {
       assertion = lib.all (svc: cfg.packages ? "roost-${svc}") (lib.attrNames (lib.filterAttrs (_: v: v.enable) cfg.vms));
       message = "roost: a VM is enabled whose roost-<service> package this flake does not build";
     }

@@ -107,8 +107,47 @@ let
     restart = [ "${config.systemd.package}/bin/systemctl" "restart" "microvm@{vm}.service" ];
   };
 
+  # The Wi-Fi VM (ADR 0013): hostapd, a NIC on each zone its networks join, the USB radio
+  # passed through, and the passphrase files shared read-only from the host.
+  wifi = cfg.settings.wifi or null;
+  wifiZones = lib.optionals (wifi != null) (lib.unique (lib.mapAttrsToList (_: n: n.zone) wifi.networks));
+  wifiPorts = map (z: { tap = "wf-${z}"; bridge = "br-${z}"; }) wifiZones;
+  wifiSecrets = "/var/lib/roost/wifi";
+  wifiGuest = {
+    imports = [ ../guest ../wifi ];
+    services.roost.guest = {
+      service = "wifi";
+      inherit (cfg.packages) roostctl;
+      view = "${views}/wifi.toml";
+      interfaces = lib.genAttrs wifiZones (z: mac "wifi-${z}");
+      # No address: its NICs are bridge ports.
+      addressesFromView = false;
+    };
+    services.roost.wifi = {
+      enable = true;
+      inherit (cfg.packages) roostctl;
+      view = "${views}/wifi.toml";
+      zones = wifiZones;
+    };
+    microvm = {
+      inherit (cfg) hypervisor;
+      mem = 160;
+      vcpu = 1;
+      interfaces = map (z: { type = "tap"; id = "wf-${z}"; mac = mac "wifi-${z}"; }) wifiZones;
+      # qemu's usb-host: a USB device needs no IOMMU (the Pi 4's PCIe has none for vfio).
+      devices = [{
+        bus = "usb";
+        path = "vendorid=0x${lib.head (lib.splitString ":" wifi.usb_radio)},productid=0x${lib.last (lib.splitString ":" wifi.usb_radio)}";
+      }];
+      shares = [
+        { proto = "virtiofs"; tag = "ro-store"; source = "/nix/store"; mountPoint = "/nix/.ro-store"; }
+        { proto = "virtiofs"; tag = "wifi-secrets"; source = wifiSecrets; mountPoint = wifiSecrets; }
+      ];
+    };
+  };
+
   bridges = map (z: "br-${z}") zoneNames ++ map (s: "ln-${s}") linked;
-  taps = lib.concatMap (svc: lib.attrValues (ports svc)) services;
+  taps = lib.concatMap (svc: lib.attrValues (ports svc)) services ++ wifiPorts;
   taggedZones = lib.filterAttrs (_: z: z.vlan != null) zones;
   untaggedZone = lib.findFirst (z: zones.${z}.vlan == null) null zoneNames;
 in
@@ -126,8 +165,9 @@ in
       update = lib.mkIf (cfg.update.rootFile != null) { mem = lib.mkDefault 160; };
     };
 
-    microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms);
-    microvm.autostart = services;
+    microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms)
+      // lib.optionalAttrs (wifi != null) { wifi.config = wifiGuest; };
+    microvm.autostart = services ++ lib.optional (wifi != null) "wifi";
 
     # The host only switches frames; it holds no address on any zone or link.
     networking.useNetworkd = true;
@@ -176,7 +216,10 @@ in
     # the TUF chain and every NAR again, imports, sets the system profile, switches and
     # restarts service VMs. It runs switch-to-configuration, so it is root and cannot have a
     # read-only system; what it must not have is a way in or out but the spool.
-    systemd.tmpfiles.rules = lib.optionals updating [
+    systemd.tmpfiles.rules = lib.optionals (wifi != null) [
+      # The Wi-Fi passphrase files (`wifi.networks.*.passphrase_file`), root's alone.
+      "d ${wifiSecrets} 0700 root root -"
+    ] ++ lib.optionals updating [
       "d ${spool} 2770 root 901 -"
       "d ${spool}/requests 2770 root 901 -"
       "d ${spool}/replies 2770 root 901 -"

@@ -17,6 +17,10 @@ pkgs.runCommand "roost-views"
     for service in $services; do
       roostctl config show --service "$service" ${settingsFile} > "$out/$service.toml"
     done
+    # The Wi-Fi VM's view (ADR 0013), when the settings have [wifi].
+    if roostctl config wifi ${settingsFile} > wifi.toml 2>/dev/null; then
+      cp wifi.toml $out/wifi.toml
+    fi
     # A PPPoE uplink's pppd peer file (ADR 0011); none for other WAN modes.
     if [ "$(roostctl config show --service firewall ${settingsFile} | grep -c '^mode = "pppoe"')" -gt 0 ]; then
       roostctl config pppd ${settingsFile} > $out/pppd-peer

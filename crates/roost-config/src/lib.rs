@@ -18,6 +18,7 @@ pub mod source;
 pub mod types;
 mod validate;
 pub mod views;
+pub mod wifi;
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,12 @@ impl Settings {
             source,
         })?;
         Ok(Self::from_toml(&path.display().to_string(), &text)?)
+    }
+
+    /// The Wi-Fi VM's view (the `[wifi]` table alone), or `None` without Wi-Fi.
+    pub fn wifi_view(&self) -> Option<String> {
+        let wifi = self.wifi.clone()?;
+        Some(wifi::WifiView { wifi }.render())
     }
 
     /// The pppd peer file (`/etc/ppp/peers/roost`) for a PPPoE uplink, or `None` when the WAN

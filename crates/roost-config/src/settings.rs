@@ -43,6 +43,9 @@ pub struct Settings {
     /// Signed system updates.
     #[serde(default)]
     pub update: Update,
+    /// The Wi-Fi access point (hostapd in its own VM, ADR 0013); none without this table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wifi: Option<crate::wifi::Wifi>,
 }
 
 /// The router's own identity.

@@ -31,6 +31,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Finding> {
     v.mqtt(settings);
     v.web(settings);
     v.update(settings);
+    v.wifi(settings);
     v.findings
 }
 
@@ -662,6 +663,16 @@ impl Validator {
                 at.key("session_idle"),
                 "the idle timeout is longer than the session itself",
             );
+        }
+    }
+
+    fn wifi(&mut self, s: &Settings) {
+        let Some(wifi) = &s.wifi else {
+            return;
+        };
+        for (keys, message) in wifi.findings(|zone| s.zones.contains_key(zone)) {
+            let at = keys.into_iter().fold(root().key("wifi"), |at, k| at.key(k));
+            self.error(at, message);
         }
     }
 

@@ -158,6 +158,8 @@ pub const LAB_DAEMONS: &[Service] = &[
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long `up` waits for a VM's daemon: boot under TCG on a busy machine included.
 const VM_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one health request into a VM may take.
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What an instance made, written before anything is made so `down` can clean up after a
 /// crash or a half-made `up`.
@@ -937,15 +939,22 @@ impl Lab {
         Ok(())
     }
 
-    /// Calls `GET path` on `service`'s control API from inside its own namespace.
+    /// Calls `GET path` on `service`'s control API from inside its own namespace (from inside
+    /// its VM, by its probe, in VM mode).
     pub fn control_get(&self, service: Service, path: &str) -> Result<(u16, String), LabError> {
-        self.control_request(service, "GET", path)
+        self.control_request(service, "GET", path, vm::PROBE_TIMEOUT)
     }
 
-    /// Calls `POST path` (empty body) on `service`'s control API from inside its own
-    /// namespace, e.g. the update agent's `/check` and `/apply`.
+    /// Calls `POST path` (empty body) on `service`'s control API as [`Lab::control_get`] does,
+    /// e.g. the update agent's `/check` and `/apply`.
     pub fn control_post(&self, service: Service, path: &str) -> Result<(u16, String), LabError> {
-        self.control_request(service, "POST", path)
+        self.control_request(service, "POST", path, vm::PROBE_TIMEOUT)
+    }
+
+    /// `GET /health` on `service`: into a VM with a short timeout, since what reaches a VM
+    /// before its probe runs may be lost; waiters ask again rather than wait long.
+    fn answers_health(&self, service: Service) -> Result<(u16, String), LabError> {
+        self.control_request(service, "GET", "/health", HEALTH_PROBE_TIMEOUT)
     }
 
     fn control_request(
@@ -953,6 +962,7 @@ impl Lab {
         service: Service,
         method: &str,
         path: &str,
+        vm_timeout: Duration,
     ) -> Result<(u16, String), LabError> {
         let addr = self.settings.control_addr(service);
         let token = self.token(service)?;
@@ -971,6 +981,7 @@ impl Lab {
                 service,
                 addr.into(),
                 request.as_bytes(),
+                vm_timeout,
             )?;
             return parse_http_response(&response).map_err(io);
         }
@@ -1034,7 +1045,13 @@ impl Lab {
         };
         // From a VM's namespace the exchange is made inside the VM, by its probe.
         if let Some(service) = self.vm_service_of(&netns) {
-            let response = vm::probe_http(&self.opts.state_dir, service, to, request.as_bytes())?;
+            let response = vm::probe_http(
+                &self.opts.state_dir,
+                service,
+                to,
+                request.as_bytes(),
+                vm::PROBE_TIMEOUT,
+            )?;
             return parse_http_response(&response).map_err(io);
         }
         netns::within(&netns, move || http_exchange(to, &request))?.map_err(io)
@@ -1173,7 +1190,7 @@ impl Lab {
         let deadline = Instant::now() + timeout;
         let mut why;
         loop {
-            match self.control_get(service, "/health") {
+            match self.answers_health(service) {
                 Ok((200, _)) => return Ok(()),
                 Ok((code, body)) => why = format!("HTTP {code}: {}", body.trim()),
                 Err(e) => why = e.to_string(),
@@ -1236,9 +1253,10 @@ impl Lab {
             .iter()
             .map(|p| {
                 let running = netns::runs_in(p.pid, &p.netns);
-                let healthy = p.name.parse::<Service>().ok().map(|service| {
-                    running && matches!(self.control_get(service, "/health"), Ok((200, _)))
-                });
+                let healthy =
+                    p.name.parse::<Service>().ok().map(|service| {
+                        running && matches!(self.answers_health(service), Ok((200, _)))
+                    });
                 ProcessStatus {
                     name: p.name.clone(),
                     netns: p.netns.clone(),

@@ -386,17 +386,20 @@ pub(crate) fn probe_connect(
 
 /// The lab's management path into `service`'s VM: one HTTP exchange with `addr` (its control
 /// API) made inside the VM by its probe; returns everything the server sent.
+/// `timeout` bounds the whole exchange ([`PROBE_TIMEOUT`] for one that may be slow; health
+/// checks ask with a short one and ask again).
 pub(crate) fn probe_http(
     state_dir: &Path,
     service: Service,
     addr: std::net::SocketAddr,
     request: &[u8],
+    timeout: Duration,
 ) -> Result<Vec<u8>, LabError> {
     let answer = probe(
         state_dir,
         service,
         &format!("http {addr} {}", to_hex(request)),
-        PROBE_TIMEOUT,
+        timeout,
     )?;
     answer
         .map_err(|reason| probe_failed(state_dir, service, format!("http {addr}: {reason}")))
@@ -426,8 +429,8 @@ pub(crate) fn probe_run(
 /// How long a probe request may take beyond its own timeout: longer than the probe's own
 /// HTTP timeout, so a slow exchange is answered `no TimedOut` by the probe first. Under TCG on
 /// a loaded machine a busy daemon (the update agent verifying a generation) can take seconds
-/// to answer; a VM still booting answers once its probe runs (qemu holds the request).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(40);
+/// to answer.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// One request to `service`'s probe: `Ok(payload)` for `ok`, `Err(reason)` for `no`. Requests
 /// to one VM are serialised (qemu serves one client at a time), and each carries a fresh id:

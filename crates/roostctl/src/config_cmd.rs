@@ -90,6 +90,70 @@ pub(crate) fn pppd(file: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `roostctl config wifi FILE`: the Wi-Fi VM's view (exit 1 with a message without Wi-Fi).
+pub(crate) fn wifi(file: &Path) -> anyhow::Result<ExitCode> {
+    Ok(match load(file)? {
+        Ok(settings) => match settings.wifi_view() {
+            Some(view) => {
+                std::io::stdout()
+                    .write_all(view.as_bytes())
+                    .context("writing the view")?;
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("roostctl: {}: no [wifi]", file.display());
+                ExitCode::from(1)
+            }
+        },
+        Err(code) => code,
+    })
+}
+
+/// `roostctl wifi hostapd VIEW`: hostapd.conf with the passphrases read now; a passphrase that
+/// is missing or unusable is exit 1 with the network and file named.
+pub(crate) fn hostapd(
+    view: &Path,
+    interface: &str,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let view = roost_config::wifi::WifiView::load(view)?;
+    let conf = match view
+        .wifi
+        .hostapd_conf(interface, |path| std::fs::read_to_string(path))
+    {
+        Ok(conf) => conf,
+        Err(e) => {
+            eprintln!("roostctl: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match out {
+        None => std::io::stdout()
+            .write_all(conf.as_bytes())
+            .context("writing hostapd.conf")?,
+        Some(path) => write_private(path, conf.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `data` to `path` readable by its owner only (it holds passphrases), through a
+/// temporary file renamed over it, so hostapd never reads half a file.
+fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(data)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

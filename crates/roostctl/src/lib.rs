@@ -8,6 +8,8 @@
 //! - `roostctl generations list|status|pin N|unpin|rollback [N]`: the update agent's
 //!   generations, through its control API.
 //! - `roostctl net apply VIEW`: a service VM's network step at boot (addresses from its view).
+//! - `roostctl config wifi FILE`, `roostctl wifi hostapd VIEW`: the Wi-Fi VM's view, and the
+//!   hostapd configuration its VM renders from it at each start (ADR 0013).
 //! - `roostctl leases [--url URL --token-file FILE | --settings FILE | --lab [PREFIX]] [--json]`:
 //!   the dhcp daemon's leases from its control API, as a table.
 //!
@@ -51,6 +53,9 @@ enum Command {
     /// A service VM's network step.
     #[command(subcommand)]
     Net(NetCommand),
+    /// The Wi-Fi VM's access point (ADR 0013).
+    #[command(subcommand)]
+    Wifi(WifiCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +67,11 @@ enum ConfigCommand {
     },
     /// Print the pppd peer file of a PPPoE uplink (the firewall VM runs pppd with it).
     Pppd {
+        /// The settings file.
+        file: PathBuf,
+    },
+    /// Print the Wi-Fi VM's view (the `[wifi]` table); exit 1 when there is no Wi-Fi.
+    Wifi {
         /// The settings file.
         file: PathBuf,
     },
@@ -84,6 +94,22 @@ enum NetCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum WifiCommand {
+    /// Render hostapd.conf from the Wi-Fi view, reading each network's passphrase file (the
+    /// Wi-Fi VM does this at each start: the passphrases are never in the Nix store).
+    Hostapd {
+        /// The Wi-Fi view, e.g. /etc/roost/wifi.toml.
+        view: PathBuf,
+        /// The radio's interface in the VM.
+        #[arg(long, default_value = "wlan0")]
+        interface: String,
+        /// Write here (mode 0600, replaced atomically) instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 fn parse_service(s: &str) -> Result<Service, String> {
     s.parse()
 }
@@ -94,6 +120,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
         Command::Config(ConfigCommand::Show { service, file }) => config_cmd::show(&file, service),
         Command::Config(ConfigCommand::Pppd { file }) => config_cmd::pppd(&file),
+        Command::Config(ConfigCommand::Wifi { file }) => config_cmd::wifi(&file),
+        Command::Wifi(WifiCommand::Hostapd {
+            view,
+            interface,
+            out,
+        }) => config_cmd::hostapd(&view, &interface, out.as_deref()),
         Command::Passwd => passwd::run(),
         Command::Lab(args) => lab_cmd::run(args),
         Command::Generations(args) => generations_cmd::run(args),

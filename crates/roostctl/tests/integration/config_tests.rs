@@ -132,3 +132,135 @@ fn config_pppd_prints_the_peer_file_for_a_pppoe_uplink_only() {
     assert_eq!(out.status.code(), Some(1));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs Debian's hostapd on a configuration: Ok(its output) when it read the file without
+/// error and went on to set up the radio (which fails here: no wireless device, no nl80211).
+fn hostapd_reads(conf: &std::path::Path) -> Result<String, String> {
+    let out = std::process::Command::new("timeout")
+        .args(["10", "hostapd"])
+        .arg(conf)
+        .output()
+        .expect("hostapd is installed (apt-get install hostapd; scripts/test does)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if text.contains("errors found in configuration file") || text.contains("Line ") {
+        return Err(text);
+    }
+    // Past the configuration, at the driver: what a machine without a radio says.
+    assert!(
+        text.contains("nl80211") || text.contains("Could not"),
+        "hostapd stopped somewhere unexpected: {text}"
+    );
+    Ok(text)
+}
+
+#[test]
+fn config_wifi_and_wifi_hostapd_render_a_configuration_hostapd_accepts() {
+    let dir = std::env::temp_dir().join(format!("roostctl-wifi-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let secret = |name: &str, value: &str| {
+        let path = dir.join(name);
+        fs::write(&path, value).unwrap();
+        path.display().to_string()
+    };
+    let wifi = format!(
+        r#"
+[wifi]
+usb_radio = "0bda:8812"
+country = "DE"
+
+[wifi.networks.home]
+ssid = "Roost Home"
+zone = "lan"
+passphrase_file = "{home}"
+wps = true
+
+[wifi.networks.things]
+ssid = "Roost Things"
+zone = "iot"
+security = "wpa2"
+passphrase_file = "{things}"
+
+[wifi.networks.visitors]
+ssid = "Roost Guest"
+zone = "guest"
+security = "wpa3"
+passphrase_file = "{visitors}"
+"#,
+        home = secret("home", "correct horse battery\n"),
+        things = secret("things", "iot-devices-only"),
+        visitors = secret("visitors", "welcome, friends"),
+    );
+    let file = dir.join("roost.toml");
+    let settings = fs::read_to_string(example()).unwrap() + &wifi;
+    fs::write(&file, &settings).unwrap();
+    let out = roostctl(&["config", "wifi", file.to_str().unwrap()], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view = dir.join("wifi.toml");
+    fs::write(&view, &out.stdout).unwrap();
+    // The view names the passphrase files, never a passphrase.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("horse"));
+
+    let conf = dir.join("hostapd.conf");
+    let out = roostctl(
+        &[
+            "wifi",
+            "hostapd",
+            view.to_str().unwrap(),
+            "--out",
+            conf.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = fs::read_to_string(&conf).unwrap();
+    assert!(
+        text.contains("wpa_passphrase=correct horse battery\n"),
+        "{text}"
+    );
+    hostapd_reads(&conf).unwrap_or_else(|e| panic!("hostapd refused {text}: {e}"));
+    // hostapd's own checks do fail on a bad file (so the positive check can fail).
+    fs::write(&conf, text.replace("hw_mode=g", "hw_mode=z")).unwrap();
+    assert!(hostapd_reads(&conf).is_err());
+
+    // An unusable passphrase: exit 1, the network and file named, nothing written.
+    fs::remove_file(&conf).unwrap();
+    secret("things", "short");
+    let out = roostctl(
+        &[
+            "wifi",
+            "hostapd",
+            view.to_str().unwrap(),
+            "--out",
+            conf.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("network things") && stderr.contains("8 to 63"),
+        "{stderr}"
+    );
+    assert!(!conf.exists());
+    // No [wifi]: exit 1.
+    let out = roostctl(&["config", "wifi", example().to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    fs::remove_dir_all(&dir).unwrap();
+}

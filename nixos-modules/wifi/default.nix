@@ -1,0 +1,67 @@
+# The Wi-Fi VM's guest side (ADR 0013): hostapd on the USB radio the host passes through, one
+# network per `[wifi.networks]` entry, each bridged into its zone through this VM's NIC on
+# that zone's host bridge. No address, no Roost daemon: the firewall VM still routes and
+# filters everything the stations send. hostapd.conf is rendered at each start by roostctl
+# from the view, reading the passphrase files then, so no passphrase is in the Nix store.
+{ config, lib, pkgs, ... }:
+let
+  cfg = config.services.roost.wifi;
+in
+{
+  imports = [ ./options.nix ];
+
+  config = lib.mkIf cfg.enable {
+    # The radio's firmware (most USB adapters need a blob) and the regulatory database.
+    hardware.enableRedistributableFirmware = true;
+    hardware.wirelessRegulatoryDatabase = true;
+    environment.etc."roost/wifi.toml".source = cfg.view;
+
+    # A bridge per zone, holding the VM's NIC on it; hostapd adds its network's interface.
+    systemd.network = {
+      enable = true;
+      netdevs = lib.listToAttrs (map
+        (z: lib.nameValuePair "20-br-${z}" { netdevConfig = { Kind = "bridge"; Name = "br-${z}"; }; })
+        cfg.zones);
+      networks = lib.listToAttrs
+        (map
+          (z: lib.nameValuePair "30-${z}" {
+            matchConfig.Name = z;
+            networkConfig = { Bridge = "br-${z}"; LinkLocalAddressing = "no"; };
+          })
+          cfg.zones)
+      // lib.listToAttrs (map
+        (z: lib.nameValuePair "40-br-${z}" {
+          matchConfig.Name = "br-${z}";
+          networkConfig = { LinkLocalAddressing = "no"; ConfigureWithoutCarrier = true; };
+        })
+        cfg.zones);
+    };
+
+    systemd.services.roost-wifi = {
+      description = "Roost Wi-Fi access point (hostapd)";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "systemd-networkd.service" "sys-subsystem-net-devices-wlan0.device" ];
+      bindsTo = [ "sys-subsystem-net-devices-wlan0.device" ];
+      path = [ pkgs.hostapd ];
+      serviceConfig = {
+        RuntimeDirectory = "hostapd";
+        RuntimeDirectoryMode = "0700";
+        ExecStartPre = "${lib.getExe cfg.roostctl} wifi hostapd /etc/roost/wifi.toml --out /run/hostapd/hostapd.conf";
+        ExecStart = "${pkgs.hostapd}/bin/hostapd /run/hostapd/hostapd.conf";
+        Restart = "always";
+        RestartSec = "5s";
+        # hostapd drives the radio and the bridges (nl80211, raw frames): root with only
+        # the network capabilities, nothing else of the system writable.
+        CapabilityBoundingSet = [ "CAP_NET_ADMIN" "CAP_NET_RAW" ];
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_NETLINK" "AF_PACKET" "AF_INET" "AF_INET6" ];
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        NoNewPrivileges = true;
+        LockPersonality = true;
+        RestrictRealtime = true;
+        SystemCallArchitectures = "native";
+      };
+    };
+  };
+}
