@@ -8,7 +8,7 @@ let
   settings = lib.recursiveUpdate (builtins.fromTOML (builtins.readFile ../examples/roost.toml)) {
     wan.interface = "eth1";
     # This ISP (dnsmasq) serves no signed root, which validation from the real root needs;
-    # the lab's ISP does (knot), and the lab checks the AD bit.
+    # vm-recursion's ISP does (knot, signed at build time) and checks the AD bit, as the lab.
     dns.dnssec = false;
   };
   client = { zone ? "lan", address ? null }: { ... }: {
