@@ -224,7 +224,7 @@ impl Wifi {
                 lines.push(format!("bss={interface}_{i}"));
             }
             lines.push(format!("# network {name}"));
-            lines.push(format!("ssid2={}", hex(n.ssid.as_bytes())));
+            lines.push(format!("ssid2={}", hex::encode(n.ssid.as_bytes())));
             lines.push("utf8_ssid=1".to_owned());
             lines.push(format!("bridge=br-{}", n.zone));
             lines.push("auth_algs=1".to_owned());
@@ -340,10 +340,6 @@ fn is_usb_id(id: &str) -> bool {
     hex4(parts.next()) && hex4(parts.next()) && parts.next().is_none()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,7 +400,7 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
         assert_eq!(sections.len(), 3, "{conf}");
         let home = sections[0];
         assert!(!home.contains("bss="));
-        assert!(home.contains(&format!("ssid2={}", hex(b"Roost Home"))));
+        assert!(home.contains(&format!("ssid2={}", hex::encode(b"Roost Home"))));
         assert!(home.contains("bridge=br-lan"));
         assert!(home.contains("wpa_key_mgmt=WPA-PSK SAE\nieee80211w=1"));
         assert!(home.contains("wpa_passphrase=secret-of-home\nsae_password=secret-of-home"));
@@ -446,7 +442,7 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
             .hostapd_conf("wlan0", secrets)
             .unwrap();
         assert!(!conf.lines().any(|l| l == "wpa=0"), "{conf}");
-        assert!(conf.contains(&format!("ssid2={}", hex(b"x\nwpa=0"))));
+        assert!(conf.contains(&format!("ssid2={}", hex::encode(b"x\nwpa=0"))));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!   its output, or `ID no REASON` (with its exit status and error output).
 //!
 //! Anything else is `ID no bad request` (`- no bad request` without an id).
-//! Std only, so it cross-builds small and static.
+//! Std and `hex` only, so it cross-builds small and static.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -44,8 +44,8 @@ fn answer(line: &str) -> String {
     }
     let outcome = match rest.split_whitespace().collect::<Vec<_>>()[..] {
         ["connect", addr, ms] => connect(addr, ms),
-        ["http", addr, hex] => http(addr, hex),
-        ["run", hex] => run(hex),
+        ["http", addr, payload] => http(addr, payload),
+        ["run", payload] => run(payload),
         _ => Err("bad request".to_owned()),
     };
     match outcome {
@@ -65,8 +65,8 @@ fn connect(addr: &str, ms: &str) -> Result<String, String> {
         .map_err(|e| format!("{:?}", e.kind()))
 }
 
-fn http(addr: &str, hex: &str) -> Result<String, String> {
-    let (Ok(addr), Some(request)) = (addr.parse::<SocketAddr>(), from_hex(hex)) else {
+fn http(addr: &str, payload: &str) -> Result<String, String> {
+    let (Ok(addr), Ok(request)) = (addr.parse::<SocketAddr>(), hex::decode(payload)) else {
         return Err("bad request".to_owned());
     };
     let failed = |e: std::io::Error| format!("{:?}", e.kind());
@@ -83,11 +83,12 @@ fn http(addr: &str, hex: &str) -> Result<String, String> {
         .take(MAX_ANSWER)
         .read_to_end(&mut response)
         .map_err(failed)?;
-    Ok(to_hex(&response))
+    Ok(hex::encode(&response))
 }
 
-fn run(hex: &str) -> Result<String, String> {
-    let argv = from_hex(hex)
+fn run(payload: &str) -> Result<String, String> {
+    let argv = hex::decode(payload)
+        .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(|| "bad request".to_owned())?;
     let mut argv = argv.split('\0');
@@ -104,22 +105,7 @@ fn run(hex: &str) -> Result<String, String> {
         return Err(format!("{} {:?}", out.status, stderr.trim()));
     }
     let len = usize::try_from(MAX_ANSWER).unwrap_or(usize::MAX);
-    Ok(to_hex(&out.stdout[..out.stdout.len().min(len)]))
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    // `from_str_radix` alone would take a sign.
-    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
+    Ok(hex::encode(&out.stdout[..out.stdout.len().min(len)]))
 }
 
 fn main() -> ExitCode {
@@ -188,11 +174,14 @@ mod tests {
         });
         let answer = answer(&format!(
             "r7 http {addr} {}",
-            to_hex(b"GET / HTTP/1.1\r\n\r\n")
+            hex::encode(b"GET / HTTP/1.1\r\n\r\n")
         ));
         assert_eq!(&server.join().unwrap(), b"GET / HTTP/1.1\r\n\r\n");
-        let hex = answer.strip_prefix("r7 ok ").unwrap();
-        assert_eq!(from_hex(hex).unwrap(), b"HTTP/1.1 200 OK\r\n\r\nhi\n");
+        let payload = answer.strip_prefix("r7 ok ").unwrap();
+        assert_eq!(
+            hex::decode(payload).unwrap(),
+            b"HTTP/1.1 200 OK\r\n\r\nhi\n"
+        );
         assert_eq!(
             super::answer(&format!("r8 http {addr} 0g")),
             "r8 no bad request"
@@ -201,7 +190,7 @@ mod tests {
 
     #[test]
     fn runs_only_ip_and_nft() {
-        let argv = |words: &[&str]| to_hex(words.join("\0").as_bytes());
+        let argv = |words: &[&str]| hex::encode(words.join("\0").as_bytes());
         assert_eq!(
             answer(&format!("q run {}", argv(&["sh", "-c", "true"]))),
             "q no bad request"
@@ -213,18 +202,18 @@ mod tests {
         assert_eq!(answer("q run zz"), "q no bad request");
         // `ip` exists on the build machine: its version is output, a bad option an error.
         let version = answer(&format!("v run {}", argv(&["ip", "-V"])));
-        let out = from_hex(version.strip_prefix("v ok ").unwrap()).unwrap();
+        let out = hex::decode(version.strip_prefix("v ok ").unwrap()).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("ip"), "{version}");
         assert!(answer(&format!("w run {}", argv(&["ip", "--bogus"]))).starts_with("w no exit"));
     }
 
     #[test]
-    fn hex_round_trips_and_refuses_odd_or_foreign_digits() {
-        assert_eq!(
-            from_hex(&to_hex(&[0, 1, 0xfe, 0xff])).unwrap(),
-            [0, 1, 0xfe, 0xff]
-        );
-        assert_eq!(from_hex("abc"), None);
-        assert_eq!(from_hex("+1"), None);
+    fn odd_or_foreign_hex_is_a_bad_request() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        for bad in ["abc", "+1", "zz"] {
+            assert_eq!(answer(&format!("h http {addr} {bad}")), "h no bad request");
+            assert_eq!(answer(&format!("h run {bad}")), "h no bad request");
+        }
     }
 }

@@ -398,12 +398,14 @@ pub(crate) fn probe_http(
     let answer = probe(
         state_dir,
         service,
-        &format!("http {addr} {}", to_hex(request)),
+        &format!("http {addr} {}", hex::encode(request)),
         timeout,
     )?;
     answer
         .map_err(|reason| probe_failed(state_dir, service, format!("http {addr}: {reason}")))
-        .and_then(|hex| from_hex(&hex).ok_or_else(|| probe_failed(state_dir, service, hex)))
+        .and_then(|payload| {
+            hex::decode(&payload).map_err(|_| probe_failed(state_dir, service, payload))
+        })
 }
 
 /// Runs `ip` or `nft` with `args` inside `service`'s VM; returns its output.
@@ -416,13 +418,15 @@ pub(crate) fn probe_run(
     let argv: Vec<&str> = std::iter::once(program)
         .chain(args.iter().copied())
         .collect();
-    let request = format!("run {}", to_hex(argv.join("\0").as_bytes()));
+    let request = format!("run {}", hex::encode(argv.join("\0").as_bytes()));
     let output = probe(state_dir, service, &request, PROBE_TIMEOUT)?
         .map_err(|reason| LabError::Command {
             command: format!("{} (in the {} VM)", argv.join(" "), service.name()),
             stderr: reason,
         })
-        .and_then(|hex| from_hex(&hex).ok_or_else(|| probe_failed(state_dir, service, hex)))?;
+        .and_then(|payload| {
+            hex::decode(&payload).map_err(|_| probe_failed(state_dir, service, payload))
+        })?;
     Ok(String::from_utf8_lossy(&output).into_owned())
 }
 
@@ -494,20 +498,6 @@ fn probe_failed(state_dir: &Path, service: Service, what: String) -> LabError {
             service.name()
         )),
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// Writes `<state>/vm/<service>.initrd` (the base initramfs plus the view and its files) and

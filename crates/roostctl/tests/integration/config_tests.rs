@@ -209,16 +209,11 @@ passphrase_file = "{visitors}"
     assert!(!String::from_utf8_lossy(&out.stdout).contains("horse"));
 
     let conf = dir.join("hostapd.conf");
-    let out = roostctl(
-        &[
-            "wifi",
-            "hostapd",
-            view.to_str().unwrap(),
-            "--out",
-            conf.to_str().unwrap(),
-        ],
-        "",
-    );
+    let render = || {
+        let (view, conf) = (view.to_str().unwrap(), conf.to_str().unwrap());
+        roostctl(&["wifi", "hostapd", view, "--out", conf], "")
+    };
+    let out = render();
     assert!(
         out.status.success(),
         "{}",
@@ -242,16 +237,7 @@ passphrase_file = "{visitors}"
     // An unusable passphrase: exit 1, the network and file named, nothing written.
     fs::remove_file(&conf).unwrap();
     secret("things", "short");
-    let out = roostctl(
-        &[
-            "wifi",
-            "hostapd",
-            view.to_str().unwrap(),
-            "--out",
-            conf.to_str().unwrap(),
-        ],
-        "",
-    );
+    let out = render();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
