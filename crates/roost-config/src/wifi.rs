@@ -102,10 +102,7 @@ impl Wifi {
 
     /// What is wrong with these settings, as (key below `wifi`, message); `zones` are the
     /// zone names the settings define.
-    pub(crate) fn findings<'a>(
-        &self,
-        zones: impl Fn(&str) -> bool + 'a,
-    ) -> Vec<(Vec<String>, String)> {
+    pub(crate) fn findings(&self, zones: impl Fn(&str) -> bool) -> Vec<(Vec<String>, String)> {
         let mut out = Vec::new();
         let mut error = |keys: &[&str], message: String| {
             out.push((keys.iter().map(|k| (*k).to_owned()).collect(), message));

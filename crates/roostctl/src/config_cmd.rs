@@ -73,35 +73,31 @@ pub(crate) fn show(file: &Path, service: Service) -> anyhow::Result<ExitCode> {
 /// `roostctl config pppd FILE`: the pppd peer file of a PPPoE uplink (exit 1 with a message
 /// when the WAN is not PPPoE).
 pub(crate) fn pppd(file: &Path) -> anyhow::Result<ExitCode> {
-    Ok(match load(file)? {
-        Ok(settings) => match settings.pppd_peer() {
-            Some(peer) => {
-                std::io::stdout()
-                    .write_all(peer.as_bytes())
-                    .context("writing the peer file")?;
-                ExitCode::SUCCESS
-            }
-            None => {
-                eprintln!("roostctl: {}: wan.mode is not \"pppoe\"", file.display());
-                ExitCode::from(1)
-            }
-        },
-        Err(code) => code,
-    })
+    print_rendered(file, Settings::pppd_peer, "wan.mode is not \"pppoe\"")
 }
 
 /// `roostctl config wifi FILE`: the Wi-Fi VM's view (exit 1 with a message without Wi-Fi).
 pub(crate) fn wifi(file: &Path) -> anyhow::Result<ExitCode> {
+    print_rendered(file, Settings::wifi_view, "no [wifi]")
+}
+
+/// Prints what `render` makes of the settings in `file`, or says `absent` and exits 1 when
+/// the settings have nothing of the kind.
+fn print_rendered(
+    file: &Path,
+    render: impl Fn(&Settings) -> Option<String>,
+    absent: &str,
+) -> anyhow::Result<ExitCode> {
     Ok(match load(file)? {
-        Ok(settings) => match settings.wifi_view() {
-            Some(view) => {
+        Ok(settings) => match render(&settings) {
+            Some(text) => {
                 std::io::stdout()
-                    .write_all(view.as_bytes())
-                    .context("writing the view")?;
+                    .write_all(text.as_bytes())
+                    .context("writing to stdout")?;
                 ExitCode::SUCCESS
             }
             None => {
-                eprintln!("roostctl: {}: no [wifi]", file.display());
+                eprintln!("roostctl: {}: {absent}", file.display());
                 ExitCode::from(1)
             }
         },
