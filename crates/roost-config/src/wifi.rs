@@ -59,7 +59,7 @@ pub struct WifiNetwork {
     /// A file holding only the passphrase (8 to 63 printable ASCII characters), read when the
     /// access point starts.
     pub passphrase_file: PathBuf,
-    /// WPS push button (`hostapd_cli wps_pbc` in the Wi-Fi VM), to join a device without
+    /// WPS push button (`roostctl wifi wps` in the Wi-Fi VM), to join a device without
     /// typing the passphrase. Not with WPA3 only (WPS cannot hand out SAE credentials).
     #[serde(default)]
     pub wps: bool,
@@ -91,7 +91,27 @@ fn channel_allowed(band: WifiBand, channel: u8) -> bool {
     }
 }
 
+/// The interface hostapd makes for the network at `index` (in name order) on radio
+/// `interface`: the radio's own for the first, `<radio>_<index>` for the others (the `bss=`
+/// lines of hostapd.conf). hostapd's control socket for a network has the same name.
+pub fn bss_interface(interface: &str, index: usize) -> String {
+    if index == 0 {
+        interface.to_owned()
+    } else {
+        format!("{interface}_{index}")
+    }
+}
+
 impl Wifi {
+    /// The network with WPS (at most one, validated) and its interface on radio `interface`.
+    pub fn wps_network(&self, interface: &str) -> Option<(&str, &WifiNetwork, String)> {
+        self.networks
+            .iter()
+            .enumerate()
+            .find(|(_, (_, n))| n.wps)
+            .map(|(i, (name, n))| (name.as_str(), n, bss_interface(interface, i)))
+    }
+
     /// The channel used: the one set, or the band's default.
     pub fn channel(&self) -> u8 {
         self.channel.unwrap_or(match self.band {
@@ -186,7 +206,7 @@ impl Wifi {
                 .to_owned(),
             format!("interface={interface}"),
             "driver=nl80211".to_owned(),
-            // `roostctl wifi wps` presses the push button through it.
+            // `roostctl wifi wps` presses the push button through it (root only).
             "ctrl_interface=/run/hostapd".to_owned(),
             "ctrl_interface_group=0".to_owned(),
             format!("country_code={}", self.country),
@@ -218,7 +238,7 @@ impl Wifi {
             }
             lines.push(String::new());
             if i > 0 {
-                lines.push(format!("bss={interface}_{i}"));
+                lines.push(format!("bss={}", bss_interface(interface, i)));
             }
             lines.push(format!("# network {name}"));
             lines.push(format!("ssid2={}", hex::encode(n.ssid.as_bytes())));
@@ -412,6 +432,25 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
         assert!(visitors.contains("wpa_key_mgmt=SAE\nieee80211w=2"));
         assert!(visitors.contains("sae_password=secret-of-visitors"));
         assert!(!visitors.contains("wpa_passphrase"));
+    }
+
+    #[test]
+    fn the_wps_button_goes_to_the_wps_networks_interface() {
+        let wifi = example_with(HOME).unwrap().wifi.unwrap();
+        let (name, network, interface) = wifi.wps_network("wlan0").unwrap();
+        assert_eq!((name, network.ssid.as_str()), ("home", "Roost Home"));
+        assert_eq!(interface, "wlan0");
+        // Moved to the second network in name order: its `bss=` interface.
+        let moved = HOME
+            .replace("wps = true\n", "")
+            .replace("security = \"wpa2\"\n", "security = \"wpa2\"\nwps = true\n");
+        let wifi = example_with(&moved).unwrap().wifi.unwrap();
+        let (name, _, interface) = wifi.wps_network("wlx0").unwrap();
+        assert_eq!((name, interface.as_str()), ("things", "wlx0_1"));
+        let conf = wifi.hostapd_conf("wlx0", secrets).unwrap();
+        assert!(conf.contains("bss=wlx0_1\n"), "{conf}");
+        let none = HOME.replace("wps = true\n", "");
+        assert!(example_with(&none).unwrap().wifi.unwrap().wps_network("wlan0").is_none());
     }
 
     #[test]

@@ -12,9 +12,13 @@
 //! - `ID http ADDR HEX`: the lab's management path: sends the hex-encoded bytes to `ADDR`
 //!   (the VM's own control API, a local delivery) and answers `ID ok HEX` with everything
 //!   read back until the server closed, or `ID no REASON`.
-//! - `ID run HEX`: runs `ip` or `nft` (nothing else) with the hex-encoded, NUL-separated
-//!   arguments, so tests can read the firewall VM's addresses and ruleset: `ID ok HEX` with
-//!   its output, or `ID no REASON` (with its exit status and error output).
+//! - `ID run HEX`: runs one of [`PROGRAMS`] (`ip`, `nft`; in the Wi-Fi VM `hostapd_cli`,
+//!   `wpa_cli` and `roostctl`; nothing else) with the hex-encoded, NUL-separated arguments, so
+//!   tests can read a VM's addresses and the firewall's ruleset, and drive the Wi-Fi VM's
+//!   station and WPS button: `ID ok HEX` with its output, or `ID no REASON` (with its exit
+//!   status and error output). The list keeps a test from running anything by accident; it is
+//!   no boundary (`ip netns exec` runs any program), nor needs to be: only the lab's root can
+//!   open the console.
 //!
 //! Anything else is `ID no bad request` (`- no bad request` without an id).
 //! Std and `hex` only, so it cross-builds small and static.
@@ -32,8 +36,8 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes an HTTP answer or a command's output is relayed with.
 const MAX_ANSWER: u64 = 4 << 20;
-/// The only programs `run` starts.
-const PROGRAMS: [&str; 2] = ["ip", "nft"];
+/// The only programs `run` starts (each where the VM has it).
+const PROGRAMS: [&str; 5] = ["ip", "nft", "hostapd_cli", "wpa_cli", "roostctl"];
 
 fn answer(line: &str) -> String {
     let Some((id, rest)) = line.split_once(' ') else {
@@ -189,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_only_ip_and_nft() {
+    fn runs_only_the_listed_programs() {
         let argv = |words: &[&str]| hex::encode(words.join("\0").as_bytes());
         assert_eq!(
             answer(&format!("q run {}", argv(&["sh", "-c", "true"]))),

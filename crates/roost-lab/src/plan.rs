@@ -127,6 +127,11 @@ pub fn service_netns(prefix: &str, service: Service) -> String {
     }
 }
 
+/// The namespace of the Wi-Fi VM (the host side of its zone NICs), when `[wifi]` is set.
+pub fn wifi_netns(prefix: &str) -> String {
+    format!("{prefix}-wifi")
+}
+
 /// The ISP namespace.
 pub fn isp_netns(prefix: &str) -> String {
     format!("{prefix}-isp")
@@ -241,6 +246,28 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
             zone: zone.name.clone(),
             address,
         });
+    }
+
+    // The Wi-Fi VM: a NIC on each zone bridge one of its networks joins, named after the zone
+    // (its bridge inside the VM takes the networks' interfaces: ADR 0013).
+    if let Some(wifi) = &settings.wifi {
+        let ns = wifi_netns(prefix);
+        namespaces.push(ns.clone());
+        let zones: std::collections::BTreeSet<&str> =
+            wifi.networks.values().map(|n| n.zone.as_str()).collect();
+        for zone in zones {
+            veths.push(Veth {
+                a: End {
+                    netns: ns.clone(),
+                    ifname: zone.to_owned(),
+                },
+                b: End {
+                    netns: switch.clone(),
+                    ifname: format!("wifi-{zone}"),
+                },
+                bridge: Some(format!("br-{zone}")),
+            });
+        }
     }
 
     // Service links: point to point, the firewall end addressed by the firewall. The service

@@ -37,6 +37,54 @@ pub const VM_SERVICES: &[Service] = &[
     Service::Update,
 ];
 
+/// A VM of the lab: a service's, or the Wi-Fi VM (ADR 0013: hostapd on a simulated radio and
+/// the lab's Wi-Fi station; no Roost daemon), which the lab runs in either mode when the
+/// settings have `[wifi]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    /// A service's VM.
+    Service(Service),
+    /// The Wi-Fi VM.
+    Wifi,
+}
+
+impl From<Service> for Guest {
+    fn from(service: Service) -> Self {
+        Self::Service(service)
+    }
+}
+
+impl Guest {
+    /// The name of its initramfs, probe socket, log and record entry.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Service(service) => service.name(),
+            Self::Wifi => "wifi",
+        }
+    }
+
+    /// Its namespace (its host side).
+    pub fn netns(self, prefix: &str) -> String {
+        match self {
+            Self::Service(service) => crate::plan::service_netns(prefix, service),
+            Self::Wifi => crate::plan::wifi_netns(prefix),
+        }
+    }
+
+    /// What tells its MACs apart from every other VM's.
+    fn number(self) -> usize {
+        match self {
+            Self::Service(service) => Service::ALL.iter().position(|s| *s == service).unwrap_or(0),
+            Self::Wifi => Service::ALL.len(),
+        }
+    }
+
+    /// Whether it keeps state on a disk of its own (the Wi-Fi VM keeps none).
+    fn has_state_disk(self) -> bool {
+        self != Self::Wifi
+    }
+}
+
 /// Guest memory per VM, MiB.
 pub const MEMORY_MIB: u32 = 128;
 
@@ -57,21 +105,26 @@ pub fn default_cache() -> PathBuf {
 }
 
 impl VmOptions {
-    /// The kernel image.
-    pub fn kernel(&self) -> PathBuf {
-        self.cache.join("kernel/Image")
+    /// The kernel image `guest` boots: Debian's cloud kernel, or its generic one for the
+    /// Wi-Fi VM (the cloud kernel has no wireless, hence no mac80211_hwsim).
+    pub fn kernel(&self, guest: Guest) -> PathBuf {
+        match guest {
+            Guest::Service(_) => self.cache.join("kernel/Image"),
+            Guest::Wifi => self.cache.join("kernel-wifi/Image"),
+        }
     }
 
-    /// The base initramfs of `service`.
-    pub fn initramfs(&self, service: Service) -> PathBuf {
-        self.cache
-            .join(format!("initramfs/{}.cpio", service.name()))
+    /// The base initramfs of `guest`.
+    pub fn initramfs(&self, guest: Guest) -> PathBuf {
+        self.cache.join(format!("initramfs/{}.cpio", guest.name()))
     }
 
     /// Fails with what to run when an asset is missing.
-    pub fn check(&self, services: &[Service]) -> Result<(), LabError> {
-        let mut missing: Vec<PathBuf> = services.iter().map(|s| self.initramfs(*s)).collect();
-        missing.push(self.kernel());
+    pub fn check(&self, guests: &[Guest]) -> Result<(), LabError> {
+        let mut missing: Vec<PathBuf> = guests
+            .iter()
+            .flat_map(|g| [self.initramfs(*g), self.kernel(*g)])
+            .collect();
         missing.retain(|p| !p.is_file());
         match missing.first() {
             None => Ok(()),
@@ -93,11 +146,16 @@ pub struct GuestFiles {
 impl GuestFiles {
     /// The view of `service` at `/etc/roost/<service>.toml` and the files it names.
     pub fn view(service: Service, text: String) -> Self {
+        Self::view_at(
+            PathBuf::from(format!("/etc/roost/{}.toml", service.name())),
+            text,
+        )
+    }
+
+    /// A view at `path` and the files it names.
+    pub fn view_at(path: PathBuf, text: String) -> Self {
         Self {
-            toml: vec![(
-                PathBuf::from(format!("/etc/roost/{}.toml", service.name())),
-                text,
-            )],
+            toml: vec![(path, text)],
             other: Vec::new(),
         }
     }
@@ -130,10 +188,11 @@ pub struct Nic {
     pub mac: String,
 }
 
-/// The NICs of `service`'s VM: one per lab link end in its namespace, in plan order.
-pub fn nics(plan: &Plan, service: Service) -> Vec<Nic> {
-    let netns = crate::plan::service_netns(&plan.prefix, service);
-    let service_no = Service::ALL.iter().position(|s| *s == service).unwrap_or(0);
+/// The NICs of `guest`'s VM: one per lab link end in its namespace, in plan order.
+pub fn nics(plan: &Plan, guest: impl Into<Guest>) -> Vec<Nic> {
+    let guest = guest.into();
+    let netns = guest.netns(&plan.prefix);
+    let vm_no = guest.number();
     plan.veths
         .iter()
         .flat_map(|v| [&v.a, &v.b])
@@ -144,7 +203,7 @@ pub fn nics(plan: &Plan, service: Service) -> Vec<Nic> {
             guest: end.ifname.clone(),
             tap: format!("tap{i}"),
             bridge: format!("vbr{i}"),
-            mac: format!("52:54:00:7e:{service_no:02x}:{i:02x}"),
+            mac: format!("52:54:00:7e:{vm_no:02x}:{i:02x}"),
         })
         .collect()
 }
@@ -169,10 +228,15 @@ pub fn link_local(mac: &str) -> std::net::Ipv6Addr {
 }
 
 /// The kernel command line: console, no reboot loop, and what `/init` reads.
-pub fn kernel_cmdline(service: Service, nics: &[Nic], shares: &[Share], log: &str) -> String {
+pub fn kernel_cmdline(
+    guest: impl Into<Guest>,
+    nics: &[Nic],
+    shares: &[Share],
+    log: &str,
+) -> String {
     let mut line = format!(
         "console=ttyAMA0 panic=-1 quiet loglevel=3 roost.service={} roost.log={log}",
-        service.name()
+        guest.into().name()
     );
     for nic in nics {
         line.push_str(&format!(" roost.if={},{}", nic.guest, nic.mac));
@@ -189,12 +253,12 @@ pub fn kernel_cmdline(service: Service, nics: &[Nic], shares: &[Share], log: &st
 
 /// qemu's arguments for one VM: aarch64 `virt` under TCG (the host's /dev/kvm is a nested PVM
 /// device that stock kernels do not boot under), userspace virtio-net on the taps (no
-/// vhost-net here), the state disk, an entropy source, the serial console on stdout (the log),
+/// vhost-net here), the state disk (if it has one), an entropy source, the serial console on stdout (the log),
 /// and a virtio console on the unix socket `probe` (server; the lab's probe answers there).
 pub fn qemu_args(
     kernel: &Path,
     initrd: &Path,
-    disk: &Path,
+    disk: Option<&Path>,
     probe: &Path,
     cmdline: &str,
     nics: &[Nic],
@@ -224,14 +288,18 @@ pub fn qemu_args(
     args.extend(["-kernel".to_owned(), kernel.display().to_string()]);
     args.extend(["-initrd".to_owned(), initrd.display().to_string()]);
     args.extend(["-append".to_owned(), cmdline.to_owned()]);
+    if let Some(disk) = disk {
+        args.extend([
+            "-drive".to_owned(),
+            format!(
+                "file={},format=raw,if=none,id=state,cache=writeback",
+                disk.display()
+            ),
+            "-device".to_owned(),
+            "virtio-blk-device,drive=state".to_owned(),
+        ]);
+    }
     args.extend([
-        "-drive".to_owned(),
-        format!(
-            "file={},format=raw,if=none,id=state,cache=writeback",
-            disk.display()
-        ),
-        "-device".to_owned(),
-        "virtio-blk-device,drive=state".to_owned(),
         "-device".to_owned(),
         "virtio-rng-device".to_owned(),
         "-device".to_owned(),
@@ -366,52 +434,50 @@ pub fn referenced_paths(view: &toml::Value) -> Vec<PathBuf> {
 /// Largest referenced file copied into a guest.
 const MAX_FILE: u64 = 16 << 20;
 
-/// The unix socket of `service`'s VM probe (`roost-lab-probe` on its virtio console).
-pub(crate) fn probe_socket(state_dir: &Path, service: Service) -> PathBuf {
-    state_dir
-        .join("vm")
-        .join(format!("{}.probe", service.name()))
+/// The unix socket of `guest`'s VM probe (`roost-lab-probe` on its virtio console).
+pub(crate) fn probe_socket(state_dir: &Path, guest: Guest) -> PathBuf {
+    state_dir.join("vm").join(format!("{}.probe", guest.name()))
 }
 
-/// Asks `service`'s VM to open a TCP connection to `to` from inside: whether it connected.
+/// Asks `guest`'s VM to open a TCP connection to `to` from inside: whether it connected.
 pub(crate) fn probe_connect(
     state_dir: &Path,
-    service: Service,
+    guest: Guest,
     to: std::net::SocketAddr,
     timeout: Duration,
 ) -> Result<bool, LabError> {
     let request = format!("connect {to} {}", timeout.as_millis());
-    Ok(probe(state_dir, service, &request, timeout + PROBE_TIMEOUT)?.is_ok())
+    Ok(probe(state_dir, guest, &request, timeout + PROBE_TIMEOUT)?.is_ok())
 }
 
-/// The lab's management path into `service`'s VM: one HTTP exchange with `addr` (its control
+/// The lab's management path into `guest`'s VM: one HTTP exchange with `addr` (its control
 /// API) made inside the VM by its probe; returns everything the server sent.
 /// `timeout` bounds the whole exchange ([`PROBE_TIMEOUT`] for one that may be slow; health
 /// checks ask with a short one and ask again).
 pub(crate) fn probe_http(
     state_dir: &Path,
-    service: Service,
+    guest: Guest,
     addr: std::net::SocketAddr,
     request: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, LabError> {
     let answer = probe(
         state_dir,
-        service,
+        guest,
         &format!("http {addr} {}", hex::encode(request)),
         timeout,
     )?;
     answer
-        .map_err(|reason| probe_failed(state_dir, service, format!("http {addr}: {reason}")))
+        .map_err(|reason| probe_failed(state_dir, guest, format!("http {addr}: {reason}")))
         .and_then(|payload| {
-            hex::decode(&payload).map_err(|_| probe_failed(state_dir, service, payload))
+            hex::decode(&payload).map_err(|_| probe_failed(state_dir, guest, payload))
         })
 }
 
-/// Runs `ip` or `nft` with `args` inside `service`'s VM; returns its output.
+/// Runs `ip` or `nft` with `args` inside `guest`'s VM; returns its output.
 pub(crate) fn probe_run(
     state_dir: &Path,
-    service: Service,
+    guest: Guest,
     program: &str,
     args: &[&str],
 ) -> Result<String, LabError> {
@@ -419,13 +485,13 @@ pub(crate) fn probe_run(
         .chain(args.iter().copied())
         .collect();
     let request = format!("run {}", hex::encode(argv.join("\0").as_bytes()));
-    let output = probe(state_dir, service, &request, PROBE_TIMEOUT)?
+    let output = probe(state_dir, guest, &request, PROBE_TIMEOUT)?
         .map_err(|reason| LabError::Command {
-            command: format!("{} (in the {} VM)", argv.join(" "), service.name()),
+            command: format!("{} (in the {} VM)", argv.join(" "), guest.name()),
             stderr: reason,
         })
         .and_then(|payload| {
-            hex::decode(&payload).map_err(|_| probe_failed(state_dir, service, payload))
+            hex::decode(&payload).map_err(|_| probe_failed(state_dir, guest, payload))
         })?;
     Ok(String::from_utf8_lossy(&output).into_owned())
 }
@@ -436,18 +502,18 @@ pub(crate) fn probe_run(
 /// to answer.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// One request to `service`'s probe: `Ok(payload)` for `ok`, `Err(reason)` for `no`. Requests
+/// One request to `guest`'s probe: `Ok(payload)` for `ok`, `Err(reason)` for `no`. Requests
 /// to one VM are serialised (qemu serves one client at a time), and each carries a fresh id:
 /// answers to requests abandoned earlier, or the console's echo, are skipped.
 fn probe(
     state_dir: &Path,
-    service: Service,
+    guest: Guest,
     request: &str,
     timeout: Duration,
 ) -> Result<Result<String, String>, LabError> {
     use std::io::{BufRead, Write};
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let path = probe_socket(state_dir, service);
+    let path = probe_socket(state_dir, guest);
     let io = |source| LabError::Io {
         path: path.clone(),
         source,
@@ -479,7 +545,7 @@ fn probe(
             (Some("no"), Some("bad request")) => {
                 return Err(probe_failed(
                     state_dir,
-                    service,
+                    guest,
                     format!("{request:.80}: bad request"),
                 ));
             }
@@ -490,36 +556,36 @@ fn probe(
     }
 }
 
-fn probe_failed(state_dir: &Path, service: Service, what: String) -> LabError {
+fn probe_failed(state_dir: &Path, guest: Guest, what: String) -> LabError {
     LabError::Io {
-        path: probe_socket(state_dir, service),
+        path: probe_socket(state_dir, guest),
         source: std::io::Error::other(format!(
             "the probe in the {} VM answered: {what}",
-            service.name()
+            guest.name()
         )),
     }
 }
 
-/// Writes `<state>/vm/<service>.initrd` (the base initramfs plus the view and its files) and
-/// makes the state disk when it does not exist; returns (initrd, disk).
+/// Writes `<state>/vm/<name>.initrd` (the base initramfs plus the view and its files) and
+/// makes the state disk when it has one and it does not exist; returns (initrd, disk).
 pub(crate) fn prepare(
     opts: &VmOptions,
-    service: Service,
+    guest: Guest,
     files: &GuestFiles,
     state_dir: &Path,
-) -> Result<(PathBuf, PathBuf), LabError> {
+) -> Result<(PathBuf, Option<PathBuf>), LabError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| LabError::Io { path, source }
     };
     let mut entries = Vec::new();
-    for (guest, text) in &files.toml {
+    for (guest_path, text) in &files.toml {
         let value: toml::Value = toml::from_str(text).map_err(|e| LabError::Io {
-            path: guest.clone(),
+            path: guest_path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
         entries.push(Entry {
-            path: guest.clone(),
+            path: guest_path.clone(),
             mode: 0o644,
             data: text.as_bytes().to_vec(),
         });
@@ -535,31 +601,34 @@ pub(crate) fn prepare(
             entries.push(Entry { path, mode, data });
         }
     }
-    for (guest, host) in &files.other {
+    for (guest_path, host) in &files.other {
         let data = fs::read(host).map_err(io(host))?;
         entries.push(Entry {
-            path: guest.clone(),
+            path: guest_path.clone(),
             mode: 0o644,
             data,
         });
     }
-    let base_path = opts.initramfs(service);
+    let base_path = opts.initramfs(guest);
     let mut initrd = fs::read(&base_path).map_err(io(&base_path))?;
     pad4(&mut initrd);
     initrd.extend_from_slice(&newc_archive(&entries));
     let dir = state_dir.join("vm");
     fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let initrd_path = dir.join(format!("{}.initrd", service.name()));
+    let initrd_path = dir.join(format!("{}.initrd", guest.name()));
     fs::write(&initrd_path, initrd).map_err(io(&initrd_path))?;
 
-    let disk = state_dir.join(format!("var/{}.ext4", service.name()));
+    if !guest.has_state_disk() {
+        return Ok((initrd_path, None));
+    }
+    let disk = state_dir.join(format!("var/{}.ext4", guest.name()));
     if !disk.is_file() {
         let tmp = disk.with_extension("ext4.tmp");
         let file = fs::File::create(&tmp).map_err(io(&tmp))?;
         file.set_len(STATE_DISK_MIB << 20).map_err(io(&tmp))?;
         drop(file);
         let mke2fs = crate::find_program(Path::new("mke2fs"));
-        let label = format!("roost-{}", service.name());
+        let label = format!("roost-{}", guest.name());
         let tmp_str = tmp.display().to_string();
         crate::netns::run(
             &mke2fs.display().to_string(),
@@ -567,7 +636,7 @@ pub(crate) fn prepare(
         )?;
         fs::rename(&tmp, &disk).map_err(io(&disk))?;
     }
-    Ok((initrd_path, disk))
+    Ok((initrd_path, Some(disk)))
 }
 
 /// A process's resident memory, KiB (from /proc).
@@ -630,7 +699,7 @@ mod tests {
         let args = qemu_args(
             Path::new("/k"),
             Path::new("/i"),
-            Path::new("/d"),
+            Some(Path::new("/d")),
             Path::new("/p.sock"),
             &cmdline,
             &nics,
@@ -666,7 +735,7 @@ mod tests {
         let args = qemu_args(
             Path::new("/k"),
             Path::new("/i"),
-            Path::new("/d"),
+            Some(Path::new("/d")),
             Path::new("/p.sock"),
             &cmdline,
             &nics,
@@ -681,6 +750,60 @@ mod tests {
         );
         assert!(joined.contains("socket,id=fs0,path=/s/update.virtiofs"));
         assert!(joined.contains("vhost-user-fs-device,chardev=fs0,tag=spool"));
+    }
+
+    #[test]
+    fn the_wifi_vm_has_a_nic_per_wifi_zone_its_own_kernel_and_no_disk() {
+        let text = format!(
+            "{}\n{}",
+            include_str!("../../../examples/roost.toml"),
+            r#"
+[wifi]
+usb_radio = "0bda:8812"
+country = "DE"
+[wifi.networks.home]
+ssid = "Roost Home"
+zone = "lan"
+passphrase_file = "/var/lib/roost/wifi/home"
+[wifi.networks.guests]
+ssid = "Roost Guest"
+zone = "guest"
+passphrase_file = "/var/lib/roost/wifi/guests"
+[wifi.networks.home2]
+ssid = "Roost Home 2"
+zone = "lan"
+passphrase_file = "/var/lib/roost/wifi/home"
+"#
+        );
+        let s = Settings::from_toml("roost.toml", &text).unwrap();
+        let plan = crate::plan::plan("roost", &s);
+        let nics = nics(&plan, Guest::Wifi);
+        let names: Vec<&str> = nics.iter().map(|n| n.guest.as_str()).collect();
+        assert_eq!(names, ["guest", "lan"]);
+        assert!(nics[0].mac.starts_with("52:54:00:7e:06:"), "{nics:?}");
+        // Without Wi-Fi the namespace has no links (and the lab starts no Wi-Fi VM).
+        assert!(nics_of_example_wifi_is_empty());
+        let opts = VmOptions {
+            cache: PathBuf::from("/c"),
+        };
+        assert_eq!(opts.kernel(Guest::Wifi), Path::new("/c/kernel-wifi/Image"));
+        assert_eq!(opts.kernel(Service::Dns.into()), Path::new("/c/kernel/Image"));
+        let cmdline = kernel_cmdline(Guest::Wifi, &nics, &[], "info");
+        assert!(cmdline.contains("roost.service=wifi roost.log=info roost.if=guest,"));
+        let args = qemu_args(
+            Path::new("/k"),
+            Path::new("/i"),
+            None,
+            Path::new("/p.sock"),
+            &cmdline,
+            &nics,
+            &[],
+        );
+        assert!(!args.join(" ").contains("-drive"), "{args:?}");
+    }
+
+    fn nics_of_example_wifi_is_empty() -> bool {
+        nics(&crate::plan::plan("roost", &example()), Guest::Wifi).is_empty()
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   generations, through its control API.
 //! - `roostctl net apply VIEW`: a service VM's network step at boot (addresses from its view).
 //! - `roostctl config wifi FILE`, `roostctl wifi hostapd VIEW`: the Wi-Fi VM's view, and the
-//!   hostapd configuration its VM renders from it at each start (ADR 0013).
+//!   hostapd configuration its VM renders from it at each start (ADR 0013); `roostctl wifi wps
+//!   VIEW` in the Wi-Fi VM presses the WPS push button.
 //! - `roostctl leases [--url URL --token-file FILE | --settings FILE | --lab [PREFIX]] [--json]`:
 //!   the dhcp daemon's leases from its control API, as a table.
 //!
@@ -22,6 +23,7 @@ mod lab_cmd;
 mod leases_cmd;
 mod net_cmd;
 mod passwd;
+mod wifi_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,6 +110,18 @@ enum WifiCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Press the WPS push button of the network with `wps = true`: for two minutes, a device
+    /// that presses its own WPS button joins that network (through hostapd's control socket).
+    Wps {
+        /// The Wi-Fi view, e.g. /etc/roost/wifi.toml.
+        view: PathBuf,
+        /// The radio's interface in the VM.
+        #[arg(long, default_value = "wlan0")]
+        interface: String,
+        /// hostapd's control directory (its `ctrl_interface`).
+        #[arg(long, default_value = "/run/hostapd")]
+        ctrl_dir: PathBuf,
+    },
 }
 
 fn parse_service(s: &str) -> Result<Service, String> {
@@ -126,6 +140,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             interface,
             out,
         }) => config_cmd::hostapd(&view, &interface, out.as_deref()),
+        Command::Wifi(WifiCommand::Wps {
+            view,
+            interface,
+            ctrl_dir,
+        }) => wifi_cmd::wps(&view, &interface, &ctrl_dir),
         Command::Passwd => passwd::run(),
         Command::Lab(args) => lab_cmd::run(args),
         Command::Generations(args) => generations_cmd::run(args),
