@@ -14,6 +14,7 @@ mod policy_tests;
 mod update_tests;
 mod vm_tests;
 mod web_tests;
+mod wifi_tests;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ pub(crate) struct TestLab {
     helpers: Vec<u32>,
 }
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
