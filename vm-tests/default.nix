@@ -15,4 +15,5 @@ in
   vm-mqtt = test ./mqtt.nix;
   vm-web = test ./web.nix;
   vm-update = test ./update.nix;
+  vm-wifi = test ./wifi.nix;
 }

@@ -450,7 +450,14 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
         let conf = wifi.hostapd_conf("wlx0", secrets).unwrap();
         assert!(conf.contains("bss=wlx0_1\n"), "{conf}");
         let none = HOME.replace("wps = true\n", "");
-        assert!(example_with(&none).unwrap().wifi.unwrap().wps_network("wlan0").is_none());
+        assert!(
+            example_with(&none)
+                .unwrap()
+                .wifi
+                .unwrap()
+                .wps_network("wlan0")
+                .is_none()
+        );
     }
 
     #[test]

@@ -1311,9 +1311,8 @@ impl Lab {
                     Ok(service) => Some(Guest::Service(service)),
                     Err(_) => (p.name == Guest::Wifi.name()).then_some(Guest::Wifi),
                 };
-                let healthy = guest.map(|guest| {
-                    running && matches!(self.guest_health(guest), Ok((200, _)))
-                });
+                let healthy =
+                    guest.map(|guest| running && matches!(self.guest_health(guest), Ok((200, _))));
                 ProcessStatus {
                     name: p.name.clone(),
                     netns: p.netns.clone(),

@@ -787,7 +787,10 @@ passphrase_file = "/var/lib/roost/wifi/home"
             cache: PathBuf::from("/c"),
         };
         assert_eq!(opts.kernel(Guest::Wifi), Path::new("/c/kernel-wifi/Image"));
-        assert_eq!(opts.kernel(Service::Dns.into()), Path::new("/c/kernel/Image"));
+        assert_eq!(
+            opts.kernel(Service::Dns.into()),
+            Path::new("/c/kernel/Image")
+        );
         let cmdline = kernel_cmdline(Guest::Wifi, &nics, &[], "info");
         assert!(cmdline.contains("roost.service=wifi roost.log=info roost.if=guest,"));
         let args = qemu_args(

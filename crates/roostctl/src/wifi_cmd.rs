@@ -63,7 +63,10 @@ fn request(socket: &Path, command: &str) -> anyhow::Result<String> {
         .with_context(|| format!("connecting to {}", socket.display()))?;
     local.socket.send(command.as_bytes()).context("sending")?;
     let mut buf = vec![0; MAX_REPLY];
-    let n = local.socket.recv(&mut buf).context("waiting for the reply")?;
+    let n = local
+        .socket
+        .recv(&mut buf)
+        .context("waiting for the reply")?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 

@@ -177,7 +177,9 @@ fn lab_wifi_station_joins_with_wpa3_and_wps_and_gets_a_lease() {
         .run_in(
             "wifi",
             "ip",
-            &["netns", "exec", "station", "ping", "-c", "1", "-W", "5", &router],
+            &[
+                "netns", "exec", "station", "ping", "-c", "1", "-W", "5", &router,
+            ],
         )
         .unwrap();
 
