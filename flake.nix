@@ -69,6 +69,7 @@
             "roost-mqtt"
             "roost-web"
             "roost-update"
+            "roost-wifi"
           ]
             crate;
         in

@@ -7,11 +7,15 @@
 { config, lib, pkgs, ... }:
 let
   cfg = config.services.roost;
+  wifi = cfg.settings.wifi or null;
   zones = cfg.settings.zones;
   zoneNames = lib.attrNames zones;
   dhcpZones = lib.attrNames (lib.filterAttrs (_: z: z.dhcp != null) zones);
   services = lib.attrNames (lib.filterAttrs (_: vm: vm.enable) cfg.vms);
-  linked = lib.filter (s: s != "firewall") services;
+  # Every VM with a link to the firewall: the services' and the Wi-Fi VM (ADR 0013).
+  linked = lib.filter (s: s != "firewall") services ++ lib.optional (wifi != null) "wifi";
+  # Every VM with a control API, hence a token.
+  controlled = services ++ lib.optional (wifi != null) "wifi";
 
   views = import ./views.nix {
     inherit pkgs services;
@@ -43,7 +47,7 @@ let
   # neighbours to dns for AAAA records of lease names).
   tokensOf = svc:
     lib.unique ([ svc ]
-      ++ lib.optionals (svc == "web") services
+      ++ lib.optionals (svc == "web") controlled
       ++ lib.optional (svc == "dhcp" && lib.elem "dns" services) "dns"
       ++ lib.optional (svc == "firewall" && lib.elem "dns" services) "dns"
       ++ lib.optional (svc == "update" && lib.elem "web" services) "web");
@@ -107,11 +111,12 @@ let
     restart = [ "${config.systemd.package}/bin/systemctl" "restart" "microvm@{vm}.service" ];
   };
 
-  # The Wi-Fi VM (ADR 0013): hostapd, a NIC on each zone its networks join, the USB radio
-  # passed through, and the passphrase files shared read-only from the host.
-  wifi = cfg.settings.wifi or null;
+  # The Wi-Fi VM (ADR 0013): hostapd and roost-wifi, a NIC on each zone its networks join and
+  # its link to the firewall, the USB radio passed through, and the passphrase files shared
+  # from the host.
   wifiZones = lib.optionals (wifi != null) (lib.unique (lib.mapAttrsToList (_: n: n.zone) wifi.networks));
-  wifiPorts = map (z: { tap = "wf-${z}"; bridge = "br-${z}"; }) wifiZones;
+  wifiPorts = map (z: { tap = "wf-${z}"; bridge = "br-${z}"; }) wifiZones
+    ++ [{ tap = "ls-wifi"; bridge = "ln-wifi"; }];
   wifiSecrets = "/var/lib/roost/wifi";
   wifiGuest = {
     imports = [ ../guest ../wifi ];
@@ -119,21 +124,22 @@ let
       service = "wifi";
       inherit (cfg.packages) roostctl;
       view = "${views}/wifi.toml";
-      interfaces = lib.genAttrs wifiZones (z: mac "wifi-${z}");
-      # No address: its NICs are bridge ports.
-      addressesFromView = false;
+      # Its zone NICs are bridge ports (no address); `svc` is addressed from the view.
+      interfaces = lib.genAttrs wifiZones (z: mac "wifi-${z}") // { svc = mac "wifi-svc"; };
     };
     services.roost.wifi = {
       enable = true;
+      package = cfg.packages.roost-wifi;
       inherit (cfg.packages) roostctl;
-      view = "${views}/wifi.toml";
+      configFile = "${views}/wifi.toml";
       zones = wifiZones;
     };
     microvm = {
       inherit (cfg) hypervisor;
       mem = 160;
       vcpu = 1;
-      interfaces = map (z: { type = "tap"; id = "wf-${z}"; mac = mac "wifi-${z}"; }) wifiZones;
+      interfaces = map (z: { type = "tap"; id = "wf-${z}"; mac = mac "wifi-${z}"; }) wifiZones
+        ++ [{ type = "tap"; id = "ls-wifi"; mac = mac "wifi-svc"; }];
       # qemu's usb-host: a USB device needs no IOMMU (the Pi 4's PCIe has none for vfio).
       devices = [{
         bus = "usb";
@@ -142,6 +148,7 @@ let
       shares = [
         { proto = "virtiofs"; tag = "ro-store"; source = "/nix/store"; mountPoint = "/nix/.ro-store"; }
         { proto = "virtiofs"; tag = "wifi-secrets"; source = wifiSecrets; mountPoint = wifiSecrets; }
+        { proto = "virtiofs"; tag = "tokens"; source = "/var/lib/roost/tokens/wifi"; mountPoint = "/run/roost/tokens"; }
       ];
     };
   };
@@ -255,14 +262,14 @@ in
     systemd.services.roost-tokens = {
       description = "Provision the Roost control-API tokens";
       wantedBy = [ "microvms.target" ];
-      before = map (s: "microvm@${s}.service") services;
-      requiredBy = map (s: "microvm@${s}.service") services;
+      before = map (s: "microvm@${s}.service") controlled;
+      requiredBy = map (s: "microvm@${s}.service") controlled;
       serviceConfig = { Type = "oneshot"; RemainAfterExit = true; UMask = "0077"; };
       script = ''
         set -eu
         store=/var/lib/roost/tokens
         install -d -m 0700 "$store/all"
-        for svc in ${lib.concatStringsSep " " services}; do
+        for svc in ${lib.concatStringsSep " " controlled}; do
           if [ ! -s "$store/all/$svc" ]; then
             head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$store/all/$svc"
           fi
@@ -272,7 +279,7 @@ in
           for peer in ${lib.concatStringsSep " " (tokensOf svc)}; do
             install -m 0640 -g 900 "$store/all/$peer" "$store/${svc}/$peer"
           done
-        '') services}
+        '') controlled}
       '';
     };
   };

@@ -1,11 +1,14 @@
 # The Wi-Fi VM's guest side (ADR 0013): hostapd on the USB radio the host passes through, one
 # network per `[wifi.networks]` entry, each bridged into its zone through this VM's NIC on
-# that zone's host bridge. No address, no Roost daemon: the firewall VM still routes and
-# filters everything the stations send. hostapd.conf is rendered at each start by roostctl
-# from the view, reading the passphrase files then, so no passphrase is in the Nix store.
+# that zone's host bridge (no address there: the firewall VM still routes and filters
+# everything the stations send), and roost-wifi, the control API on the service link that
+# the web UI's Wi-Fi page and WPS button use. hostapd.conf is rendered at each start by
+# roostctl from the view, reading the passphrase files then, so no passphrase is in the Nix
+# store.
 { config, lib, pkgs, ... }:
 let
   cfg = config.services.roost.wifi;
+  service = import ../lib/service.nix { inherit lib; };
 in
 {
   imports = [ ./options.nix ];
@@ -14,7 +17,8 @@ in
     # The radio's firmware (most USB adapters need a blob) and the regulatory database.
     hardware.enableRedistributableFirmware = true;
     hardware.wirelessRegulatoryDatabase = true;
-    environment.etc."roost/wifi.toml".source = cfg.view;
+    # roost-wifi's group: hostapd's control sockets are root's and this group's.
+    users.groups.roost-wifi = { };
 
     # A bridge per zone, holding the VM's NIC on it; hostapd adds its network's interface.
     systemd.network = {
@@ -37,7 +41,7 @@ in
         cfg.zones);
     };
 
-    systemd.services.roost-wifi = {
+    systemd.services.roost-hostapd = {
       description = "Roost Wi-Fi access point (hostapd)";
       wantedBy = [ "multi-user.target" ];
       after = [ "systemd-networkd.service" "sys-subsystem-net-devices-wlan0.device" ];
@@ -45,8 +49,10 @@ in
       path = [ pkgs.hostapd ];
       serviceConfig = {
         RuntimeDirectory = "hostapd";
-        RuntimeDirectoryMode = "0700";
-        ExecStartPre = "${lib.getExe cfg.roostctl} wifi hostapd /etc/roost/wifi.toml --out /run/hostapd/hostapd.conf";
+        # hostapd gives the directory and its sockets to ctrl_interface_group (roost-wifi);
+        # hostapd.conf in it stays 0600, root's.
+        RuntimeDirectoryMode = "0750";
+        ExecStartPre = "${lib.getExe cfg.roostctl} wifi hostapd ${cfg.configFile} --ctrl-group roost-wifi --out /run/hostapd/hostapd.conf";
         ExecStart = "${pkgs.hostapd}/bin/hostapd /run/hostapd/hostapd.conf";
         Restart = "always";
         RestartSec = "5s";
@@ -63,5 +69,16 @@ in
         SystemCallArchitectures = "native";
       };
     };
+
+    # The control API: hostapd's state and the WPS button, through its control sockets.
+    systemd.services.roost-wifi = lib.mkMerge [
+      (service {
+        name = "wifi";
+        inherit (cfg) package configFile;
+        description = "Roost Wi-Fi: the control API over hostapd";
+        needs = [ "roost-net.service" "roost-hostapd.service" ];
+      })
+      { serviceConfig.SupplementaryGroups = [ "roost-wifi" ]; }
+    ];
   };
 }

@@ -3,15 +3,15 @@ let
   inherit (lib) mkOption types;
 in
 {
-  options.services.roost.wifi = {
-    enable = lib.mkEnableOption "the Wi-Fi access point (hostapd) of this VM";
+  options.services.roost.wifi = import ../lib/guest-options.nix
+    {
+      inherit lib;
+      name = "wifi";
+      description = "the Wi-Fi access point (hostapd) and roost-wifi, its control API";
+    } // {
     roostctl = mkOption {
       type = types.package;
       description = "roostctl, which renders hostapd.conf from the view at each start.";
-    };
-    view = mkOption {
-      type = types.path;
-      description = "The Wi-Fi view (`roostctl config wifi`), rendered on the host.";
     };
     zones = mkOption {
       type = types.listOf types.str;

@@ -69,12 +69,6 @@ impl Settings {
         Ok(Self::from_toml(&path.display().to_string(), &text)?)
     }
 
-    /// The Wi-Fi VM's view (the `[wifi]` table alone), or `None` without Wi-Fi.
-    pub fn wifi_view(&self) -> Option<String> {
-        let wifi = self.wifi.clone()?;
-        Some(wifi::WifiView { wifi }.render())
-    }
-
     /// The pppd peer file (`/etc/ppp/peers/roost`) for a PPPoE uplink, or `None` when the WAN
     /// is not PPPoE. The password stays in `wan.pppoe.password_file`: the firewall VM turns it
     /// into pppd's secrets files at start, so it is never in the Nix store (ADR 0011).

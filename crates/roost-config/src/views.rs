@@ -39,16 +39,20 @@ pub enum Service {
     Mqtt,
     /// The update agent.
     Update,
+    /// The Wi-Fi access point (hostapd, and roost-wifi for its control API): only with
+    /// `[wifi]` (ADR 0013).
+    Wifi,
 }
 
 impl Service {
-    /// Every service, in start order.
-    pub const ALL: [Self; 6] = [
+    /// Every service, in start order. A router runs [`Settings::services`].
+    pub const ALL: [Self; 7] = [
         Self::Firewall,
         Self::Dns,
         Self::Dhcp,
         Self::Mqtt,
         Self::Update,
+        Self::Wifi,
         Self::Web,
     ];
 
@@ -61,6 +65,7 @@ impl Service {
             Self::Web => "web",
             Self::Mqtt => "mqtt",
             Self::Update => "update",
+            Self::Wifi => "wifi",
         }
     }
 
@@ -73,6 +78,7 @@ impl Service {
             Self::Web => Some(3),
             Self::Mqtt => Some(4),
             Self::Update => Some(5),
+            Self::Wifi => Some(6),
         }
     }
 }
@@ -133,6 +139,15 @@ pub fn service_links6(ula: Ipv6Net) -> Ipv6Net {
 pub const SERVICES_MAX_PREFIX: u8 = 27;
 
 impl Settings {
+    /// The services this router runs, in start order: every one, but the Wi-Fi VM only with
+    /// `[wifi]`.
+    pub fn services(&self) -> Vec<Service> {
+        Service::ALL
+            .into_iter()
+            .filter(|s| *s != Service::Wifi || self.wifi.is_some())
+            .collect()
+    }
+
     /// The link of `service`, or `None` for the firewall itself.
     pub fn service_link(&self, service: Service) -> Option<ServiceLink> {
         let index = service.link_index()?;
@@ -256,6 +271,8 @@ impl Settings {
             Service::Web => self.web_view().render(),
             Service::Mqtt => self.mqtt_view().render(),
             Service::Update => self.update_view().render(),
+            // Only asked for a router with Wi-Fi; without, an empty view (no networks).
+            Service::Wifi => self.wifi_view().map(|v| v.render()).unwrap_or_default(),
         }
     }
 
@@ -317,7 +334,8 @@ impl Settings {
 
     /// What the firewall gets: zones, the service links, the ports it publishes, forwards.
     pub fn firewall_view(&self) -> FirewallView {
-        let links = Service::ALL
+        let links = self
+            .services()
             .into_iter()
             .filter_map(|svc| {
                 self.service_link(svc).map(|link| FirewallLink {
@@ -441,6 +459,15 @@ impl Settings {
                 ports: vec![control],
             });
         }
+        // The web UI's Wi-Fi page: stations, and the WPS button.
+        if self.wifi.is_some() {
+            flows.push(ServiceFlow {
+                from: Service::Web,
+                to: FlowTarget::Service(Service::Wifi),
+                protocol: Protocol::Tcp,
+                ports: vec![control],
+            });
+        }
         flows.push(ServiceFlow {
             from: Service::Dhcp,
             to: FlowTarget::Service(Service::Dns),
@@ -501,13 +528,24 @@ impl Settings {
         WebView {
             control: self.control(Service::Web),
             network: self.network(Service::Web),
-            peers: Service::ALL
+            peers: self
+                .services()
                 .into_iter()
                 .filter(|s| *s != Service::Web)
                 .map(|s| self.peer(s))
                 .collect(),
             settings: self.clone(),
         }
+    }
+
+    /// What the Wi-Fi VM gets (ADR 0013): its control API and link, and the `[wifi]` table;
+    /// `None` without Wi-Fi.
+    pub fn wifi_view(&self) -> Option<crate::wifi::WifiView> {
+        Some(crate::wifi::WifiView {
+            control: self.control(Service::Wifi),
+            network: self.network(Service::Wifi),
+            wifi: self.wifi.clone()?,
+        })
     }
 
     /// What the update agent gets.

@@ -196,19 +196,26 @@ impl Wifi {
 
     /// hostapd's configuration, with each network's passphrase read by `passphrase` from its
     /// file. The zone `Z` is bridge `br-Z` in the Wi-Fi VM (holding its NIC on that zone).
+    /// `ctrl_group` (a group name or id) may use hostapd's control sockets besides root: the
+    /// group roost-wifi runs in.
     pub fn hostapd_conf(
         &self,
         interface: &str,
+        ctrl_group: &str,
         passphrase: impl Fn(&Path) -> std::io::Result<String>,
     ) -> Result<String, WifiError> {
+        let name_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        if ctrl_group.is_empty() || ctrl_group.len() > 32 || !ctrl_group.bytes().all(name_char) {
+            return Err(WifiError::Group(ctrl_group.to_owned()));
+        }
         let mut lines = vec![
             "# hostapd.conf rendered by `roostctl wifi hostapd` from the Wi-Fi view (ADR 0013)."
                 .to_owned(),
             format!("interface={interface}"),
             "driver=nl80211".to_owned(),
-            // `roostctl wifi wps` presses the push button through it (root only).
+            // roost-wifi (the web UI's WPS button) and `roostctl wifi wps` use it.
             "ctrl_interface=/run/hostapd".to_owned(),
-            "ctrl_interface_group=0".to_owned(),
+            format!("ctrl_interface_group={ctrl_group}"),
             format!("country_code={}", self.country),
             "ieee80211d=1".to_owned(),
             format!("channel={}", self.channel()),
@@ -286,39 +293,29 @@ impl Wifi {
     }
 }
 
-/// The Wi-Fi VM's view: the `[wifi]` table alone (`roostctl config wifi`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The Wi-Fi VM's view (`roostctl config wifi`, `roostctl config show --service wifi`): its
+/// control API and service link, and the `[wifi]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WifiView {
+    /// Where roost-wifi serves its control API.
+    pub control: crate::views::ControlView,
+    /// The VM's service link (`roostctl net apply`).
+    pub network: crate::views::NetworkView,
     /// The access point.
     pub wifi: Wifi,
 }
 
-impl WifiView {
-    /// Reads a view file.
-    pub fn load(path: &Path) -> Result<Self, WifiError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WifiError::View {
-            path: path.to_owned(),
-            message: source.to_string(),
-        })?;
-        toml::from_str(&text).map_err(|e| WifiError::View {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    }
-
-    /// The view as TOML.
-    pub fn render(&self) -> String {
-        format!(
-            "# The Wi-Fi VM's view, rendered by `roostctl config wifi` (ADR 0013).\n{}",
-            toml::to_string(self).unwrap_or_default()
-        )
-    }
+impl crate::views::View for WifiView {
+    const SERVICE: crate::Service = crate::Service::Wifi;
 }
 
 /// What stops hostapd's configuration from being rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum WifiError {
+    /// The control group is not a group name or id.
+    #[error("{0:?} is not a group name or id")]
+    Group(String),
     /// A passphrase file could not be read.
     #[error("network {network}: cannot read its passphrase file {path}: {source}")]
     Read {
@@ -339,14 +336,6 @@ pub enum WifiError {
         /// The file.
         path: PathBuf,
     },
-    /// The view file is unreadable or invalid.
-    #[error("{path}: {message}")]
-    View {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
 }
 
 fn is_usb_id(id: &str) -> bool {
@@ -361,6 +350,7 @@ fn is_usb_id(id: &str) -> bool {
 mod tests {
     use super::*;
     use crate::Settings;
+    use crate::views::View as _;
 
     fn example_with(wifi: &str) -> Result<Settings, crate::ConfigErrors> {
         let text = format!("{}\n{wifi}", include_str!("../../../examples/roost.toml"));
@@ -402,11 +392,12 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
     fn renders_one_bss_per_network_bridged_into_its_zone_with_its_security() {
         let settings = example_with(HOME).unwrap();
         let wifi = settings.wifi.as_ref().unwrap();
-        let conf = wifi.hostapd_conf("wlan0", secrets).unwrap();
+        let conf = wifi.hostapd_conf("wlan0", "0", secrets).unwrap();
         let lines: Vec<&str> = conf.lines().collect();
         for line in [
             "interface=wlan0",
             "country_code=DE",
+            "ctrl_interface_group=0",
             "hw_mode=g",
             "channel=6",
         ] {
@@ -447,7 +438,7 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
         let wifi = example_with(&moved).unwrap().wifi.unwrap();
         let (name, _, interface) = wifi.wps_network("wlx0").unwrap();
         assert_eq!((name, interface.as_str()), ("things", "wlx0_1"));
-        let conf = wifi.hostapd_conf("wlx0", secrets).unwrap();
+        let conf = wifi.hostapd_conf("wlx0", "0", secrets).unwrap();
         assert!(conf.contains("bss=wlx0_1\n"), "{conf}");
         let none = HOME.replace("wps = true\n", "");
         assert!(
@@ -468,7 +459,7 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
         let conf = settings
             .wifi
             .unwrap()
-            .hostapd_conf("wlan0", secrets)
+            .hostapd_conf("wlan0", "0", secrets)
             .unwrap();
         for line in ["hw_mode=a", "channel=36", "ieee80211ac=1", "ieee80211h=1"] {
             assert!(conf.lines().any(|l| l == line), "{line}: {conf}");
@@ -482,7 +473,7 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
         let conf = settings
             .wifi
             .unwrap()
-            .hostapd_conf("wlan0", secrets)
+            .hostapd_conf("wlan0", "0", secrets)
             .unwrap();
         assert!(!conf.lines().any(|l| l == "wpa=0"), "{conf}");
         assert!(conf.contains(&format!("ssid2={}", hex::encode(b"x\nwpa=0"))));
@@ -493,7 +484,7 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
         let wifi = example_with(HOME).unwrap().wifi.unwrap();
         for bad in ["short", &"x".repeat(64), "two\nlines here", "tab\there!!"] {
             let err = wifi
-                .hostapd_conf("wlan0", |_| Ok(bad.to_owned()))
+                .hostapd_conf("wlan0", "0", |_| Ok(bad.to_owned()))
                 .unwrap_err();
             assert!(
                 matches!(err, WifiError::Passphrase { .. }),
@@ -501,16 +492,23 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
             );
         }
         let missing = wifi
-            .hostapd_conf("wlan0", |_| Err(std::io::ErrorKind::NotFound.into()))
+            .hostapd_conf("wlan0", "0", |_| Err(std::io::ErrorKind::NotFound.into()))
             .unwrap_err();
         assert!(
             missing.to_string().contains("/var/lib/roost/wifi/home"),
             "{missing}"
         );
         assert!(
-            wifi.hostapd_conf("wlan0", |_| Ok("exactly8".to_owned()))
+            wifi.hostapd_conf("wlan0", "0", |_| Ok("exactly8".to_owned()))
                 .is_ok()
         );
+        // The control group is a name or id, never a way to add a line.
+        let group = wifi.hostapd_conf("wlan0", "roost-wifi", secrets).unwrap();
+        assert!(group.contains("\nctrl_interface_group=roost-wifi\n"));
+        for bad in ["", "wheel\nctrl_interface=/tmp", "a b", &"g".repeat(33)] {
+            let err = wifi.hostapd_conf("wlan0", bad, secrets).unwrap_err();
+            assert!(matches!(err, WifiError::Group(_)), "{bad:?}: {err}");
+        }
     }
 
     #[test]
@@ -549,9 +547,22 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
     #[test]
     fn the_view_round_trips_and_settings_without_wifi_have_none() {
         let settings = example_with(HOME).unwrap();
-        let text = settings.wifi_view().unwrap();
+        let text = settings.wifi_view().unwrap().render();
         let view: WifiView = toml::from_str(&text).unwrap();
         assert_eq!(Some(view.wifi), settings.wifi);
+        assert_eq!(
+            view.control.listen,
+            settings.control_addr(crate::Service::Wifi)
+        );
+        assert_eq!(view.network.interfaces[0].name, "svc");
+        assert_eq!(settings.render_view(crate::Service::Wifi), text);
+        assert!(settings.services().contains(&crate::Service::Wifi));
+        assert!(
+            !example_with("")
+                .unwrap()
+                .services()
+                .contains(&crate::Service::Wifi)
+        );
         assert!(example_with("").unwrap().wifi_view().is_none());
     }
 }

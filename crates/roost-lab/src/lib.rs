@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use isp::IspServer;
 pub use plan::{Plan, client_netns, isp_netns, service_netns};
-pub use vm::{Guest, VM_SERVICES, VmOptions};
+pub use vm::{VM_SERVICES, VmOptions};
 
 /// What went wrong in the lab.
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +89,8 @@ pub enum LabError {
         "{service} did not become healthy within {seconds} s ({why}); its log, {log}, ends:\n{tail}"
     )]
     Unhealthy {
-        /// Which daemon (or `wifi`: hostapd in the Wi-Fi VM).
-        service: &'static str,
+        /// Which daemon.
+        service: Service,
         /// How long we waited.
         seconds: u64,
         /// The last health-check failure.
@@ -151,6 +151,7 @@ pub const LAB_DAEMONS: &[Service] = &[
     Service::Dns,
     Service::Dhcp,
     Service::Mqtt,
+    Service::Wifi,
     Service::Web,
 ];
 
@@ -300,6 +301,10 @@ impl Lab {
 
     /// Whether `service` runs in a VM in this instance (as asked, or as it was brought up).
     pub fn runs_in_vm(&self, service: Service) -> bool {
+        if service == Service::Wifi {
+            // Always a VM (there is no radio for hostapd otherwise), when there is Wi-Fi.
+            return self.settings.wifi.is_some();
+        }
         VM_SERVICES.contains(&service) && (self.vm.is_some() || self.read_record().vm)
     }
 
@@ -367,12 +372,10 @@ impl Lab {
                 asked: mode(vm_mode),
             });
         }
-        if let Some(vm) = &self.vm {
-            let guests: Vec<Guest> = VM_SERVICES.iter().map(|s| (*s).into()).collect();
-            vm.check(&guests)?;
-        }
-        if let Some(vm) = self.vm_options(Guest::Wifi) {
-            vm.check(&[Guest::Wifi])?;
+        for service in self.daemons() {
+            if let Some(vm) = self.vm_options(service) {
+                vm.check(&[service])?;
+            }
         }
         record.vm = vm_mode;
         record.prefix.clone_from(&self.opts.prefix);
@@ -410,13 +413,6 @@ impl Lab {
             if self.runs_in_vm(service) && self.ensure_vm(&mut record, service)? {
                 booting.push((service, Instant::now()));
             }
-        }
-        if let Some(wifi) = &self.settings.wifi {
-            let files = vm::GuestFiles::view_at(
-                PathBuf::from("/etc/roost/wifi.toml"),
-                roost_config::wifi::WifiView { wifi: wifi.clone() }.render(),
-            );
-            self.ensure_vm_with(&mut record, Guest::Wifi, &files, &[])?;
         }
         for service in self.daemons() {
             if self.runs_in_vm(service) {
@@ -463,45 +459,40 @@ impl Lab {
             )?;
             self.wait_healthy(service, HEALTH_TIMEOUT)?;
         }
-        if self.settings.wifi.is_some() {
-            self.wait_healthy(Guest::Wifi, VM_HEALTH_TIMEOUT)?;
-        }
         self.status()
     }
 
-    /// Where `guest`'s VM assets are, if it runs in a VM: the Wi-Fi VM does in either mode
-    /// (there is no other way to run hostapd with a radio here), when the settings have one.
-    fn vm_options(&self, guest: Guest) -> Option<VmOptions> {
-        match guest {
-            Guest::Service(_) => self.vm.clone(),
-            Guest::Wifi => self.settings.wifi.as_ref().map(|_| {
-                self.vm.clone().unwrap_or_else(|| VmOptions {
-                    cache: vm::default_cache(),
-                })
-            }),
+    /// Where `service`'s VM assets are, if it runs in a VM: in VM mode every service's; the
+    /// Wi-Fi VM's in either mode.
+    fn vm_options(&self, service: Service) -> Option<VmOptions> {
+        if !self.runs_in_vm(service) {
+            return None;
         }
+        Some(self.vm.clone().unwrap_or_else(|| VmOptions {
+            cache: vm::default_cache(),
+        }))
     }
 
     /// Starts `service`'s VM (with its view) unless it runs; returns whether it started one.
     fn ensure_vm(&self, record: &mut Record, service: Service) -> Result<bool, LabError> {
         let files = vm::GuestFiles::view(service, self.settings.render_view(service));
-        self.ensure_vm_with(record, service.into(), &files, &[])
+        self.ensure_vm_with(record, service, &files, &[])
     }
 
-    /// Starts `guest`'s VM with `files` added to its initramfs and `shares` mounted, unless
+    /// Starts `service`'s VM with `files` added to its initramfs and `shares` mounted, unless
     /// it runs; returns whether it started one.
     fn ensure_vm_with(
         &self,
         record: &mut Record,
-        guest: Guest,
+        service: Service,
         files: &vm::GuestFiles,
         shares: &[vm::Share],
     ) -> Result<bool, LabError> {
-        let Some(vm) = self.vm_options(guest) else {
+        let Some(vm) = self.vm_options(service) else {
             return Ok(false);
         };
-        let name = guest.name();
-        let netns = guest.netns(&self.opts.prefix);
+        let name = service.name();
+        let netns = plan::service_netns(&self.opts.prefix, service);
         if record
             .processes
             .iter()
@@ -509,26 +500,27 @@ impl Lab {
         {
             return Ok(false);
         }
-        let (initrd, disk) = vm::prepare(&vm, guest, files, &self.opts.state_dir)?;
-        let nics = vm::nics(&self.plan, guest);
+        let (initrd, disk) = vm::prepare(&vm, service, files, &self.opts.state_dir)?;
+        let nics = vm::nics(&self.plan, service);
         let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-        let cmdline = vm::kernel_cmdline(guest, &nics, shares, &log);
-        let probe = vm::probe_socket(&self.opts.state_dir, guest);
+        let cmdline = vm::kernel_cmdline(service, &nics, shares, &log);
+        let probe = vm::probe_socket(&self.opts.state_dir, service);
         let _ = fs::remove_file(&probe);
         let args = vm::qemu_args(
-            &vm.kernel(guest),
+            &vm.kernel(service),
             &initrd,
             disk.as_deref(),
             &probe,
             &cmdline,
             &nics,
             shares,
+            vm::memory_mib(service),
         );
         let qemu = find_program(Path::new("qemu-system-aarch64"));
         self.ensure_process(record, name, &netns, &qemu, &args, &[])?;
         if let Some(p) = record.processes.iter_mut().find(|p| p.name == name) {
             p.vm = Some(VmRecord {
-                memory_mib: vm::MEMORY_MIB,
+                memory_mib: vm::memory_mib(service),
                 boot_ms: None,
             });
         }
@@ -627,7 +619,7 @@ impl Lab {
             )],
         };
         let booted = Instant::now();
-        self.ensure_vm_with(&mut record, Service::Update.into(), &files, &[share])?;
+        self.ensure_vm_with(&mut record, Service::Update, &files, &[share])?;
         self.wait_healthy(Service::Update, VM_HEALTH_TIMEOUT)?;
         if started {
             let ms = u64::try_from(booted.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -648,10 +640,12 @@ impl Lab {
     /// The daemons the lab runs (those built and found in the binary directory, and in VM
     /// mode the VM services), in start order.
     pub fn daemons(&self) -> Vec<Service> {
+        let ours = self.settings.services();
         LAB_DAEMONS
             .iter()
             .copied()
-            .filter(|s| self.binary(*s).is_file() || self.runs_in_vm(*s))
+            .filter(|s| ours.contains(s))
+            .filter(|s| self.runs_in_vm(*s) || self.binary(*s).is_file())
             .collect()
     }
 
@@ -666,7 +660,12 @@ impl Lab {
         // A service VM takes no router advertisements (the dhcp VM sits on the zone bridges):
         // its addresses and routes are its view's, as `roostctl net apply` makes them.
         let sysctl = find_program(Path::new("sysctl")).display().to_string();
-        for service in Service::ALL.iter().filter(|s| **s != Service::Firewall) {
+        for service in self
+            .settings
+            .services()
+            .iter()
+            .filter(|s| **s != Service::Firewall)
+        {
             let ns = plan::service_netns(&self.opts.prefix, *service);
             netns::ip(&[
                 "netns",
@@ -727,14 +726,13 @@ impl Lab {
         // In VM mode a VM's namespace is only its host side: the guest owns the addresses.
         let vm_netns: Vec<String> = VM_SERVICES
             .iter()
-            .filter(|s| self.vm.is_some() && self.runs_in_vm(**s))
+            .filter(|s| self.runs_in_vm(**s))
             .map(|s| plan::service_netns(&self.opts.prefix, *s))
             .collect();
-        for service in VM_SERVICES.iter().filter(|_| self.vm.is_some()) {
-            self.make_vm_host_side((*service).into())?;
-        }
-        if self.settings.wifi.is_some() {
-            self.make_vm_host_side(Guest::Wifi)?;
+        for service in self.settings.services() {
+            if self.runs_in_vm(service) {
+                self.make_vm_host_side(service)?;
+            }
         }
         for a in self
             .plan
@@ -862,8 +860,8 @@ impl Lab {
 
     /// Bridges each lab link end in `service`'s namespace with a tap for its VM. The
     /// namespace's own IPv6 stays off, so it sends nothing on the links itself.
-    fn make_vm_host_side(&self, guest: Guest) -> Result<(), LabError> {
-        let ns = guest.netns(&self.opts.prefix);
+    fn make_vm_host_side(&self, service: Service) -> Result<(), LabError> {
+        let ns = plan::service_netns(&self.opts.prefix, service);
         let sysctl = find_program(Path::new("sysctl")).display().to_string();
         netns::ip(&[
             "netns",
@@ -875,7 +873,7 @@ impl Lab {
             "net.ipv6.conf.all.disable_ipv6=1",
             "net.ipv6.conf.default.disable_ipv6=1",
         ])?;
-        for nic in vm::nics(&self.plan, guest) {
+        for nic in vm::nics(&self.plan, service) {
             if !netns::link_exists(&ns, &nic.bridge) {
                 netns::ip(&["-n", &ns, "link", "add", &nic.bridge, "type", "bridge"])?;
             }
@@ -918,7 +916,7 @@ impl Lab {
     }
 
     fn write_service_files(&self) -> Result<(), LabError> {
-        for service in Service::ALL {
+        for service in self.settings.services() {
             let token_path = self.settings.services.token_dir.join(service.name());
             if !token_path.exists() {
                 write_secret(&token_path, &random_token()?)?;
@@ -1008,7 +1006,7 @@ impl Lab {
         if self.runs_in_vm(service) {
             let response = vm::probe_http(
                 &self.opts.state_dir,
-                service.into(),
+                service,
                 addr.into(),
                 request.as_bytes(),
                 vm_timeout,
@@ -1024,8 +1022,8 @@ impl Lab {
     /// and the firewall's ruleset with, the same way in both modes.
     pub fn run_in(&self, name: &str, program: &str, args: &[&str]) -> Result<String, LabError> {
         let netns = self.netns(name)?;
-        if let Some(guest) = self.vm_of(&netns) {
-            return vm::probe_run(&self.opts.state_dir, guest, program, args);
+        if let Some(service) = self.vm_service_of(&netns) {
+            return vm::probe_run(&self.opts.state_dir, service, program, args);
         }
         let mut argv = vec!["netns", "exec", &netns, program];
         argv.extend_from_slice(args);
@@ -1043,25 +1041,20 @@ impl Lab {
         let netns = self.netns(from)?;
         let to = to.into();
         // From a VM's namespace the connection is made inside the VM, by its probe.
-        if let Some(guest) = self.vm_of(&netns) {
-            return vm::probe_connect(&self.opts.state_dir, guest, to, timeout);
+        if let Some(service) = self.vm_service_of(&netns) {
+            return vm::probe_connect(&self.opts.state_dir, service, to, timeout);
         }
         netns::within(&netns, move || {
             TcpStream::connect_timeout(&to, timeout).is_ok()
         })
     }
 
-    /// The VM that runs in namespace `netns`: a service's in VM mode, the Wi-Fi VM's in
-    /// either.
-    fn vm_of(&self, netns: &str) -> Option<Guest> {
-        if self.settings.wifi.is_some() && Guest::Wifi.netns(&self.opts.prefix) == netns {
-            return Some(Guest::Wifi);
-        }
+    /// The service whose VM runs in namespace `netns`.
+    fn vm_service_of(&self, netns: &str) -> Option<Service> {
         VM_SERVICES
             .iter()
             .copied()
             .find(|s| self.runs_in_vm(*s) && plan::service_netns(&self.opts.prefix, *s) == netns)
-            .map(Guest::Service)
     }
 
     /// `GET path` over HTTP/1.1 from namespace `from` to `to`; returns status and body.
@@ -1079,10 +1072,10 @@ impl Lab {
             source,
         };
         // From a VM's namespace the exchange is made inside the VM, by its probe.
-        if let Some(guest) = self.vm_of(&netns) {
+        if let Some(service) = self.vm_service_of(&netns) {
             let response = vm::probe_http(
                 &self.opts.state_dir,
-                guest,
+                service,
                 to,
                 request.as_bytes(),
                 vm::PROBE_TIMEOUT,
@@ -1221,30 +1214,12 @@ impl Lab {
         fs::read_to_string(&path).map_err(|source| LabError::Io { path, source })
     }
 
-    /// Whether `guest` is healthy: its daemon's `/health`, or for the Wi-Fi VM hostapd
-    /// answering on its control socket (it answers once its networks are up).
-    fn guest_health(&self, guest: Guest) -> Result<(u16, String), LabError> {
-        match guest {
-            Guest::Service(service) => self.answers_health(service),
-            Guest::Wifi => {
-                let out = vm::probe_run(
-                    &self.opts.state_dir,
-                    guest,
-                    "hostapd_cli",
-                    &["-p", "/run/hostapd", "-i", "wlan0", "ping"],
-                )?;
-                Ok((if out.trim() == "PONG" { 200 } else { 503 }, out))
-            }
-        }
-    }
-
-    fn wait_healthy(&self, guest: impl Into<Guest>, timeout: Duration) -> Result<(), LabError> {
-        let guest = guest.into();
-        let name = guest.name();
+    fn wait_healthy(&self, service: Service, timeout: Duration) -> Result<(), LabError> {
+        let name = service.name();
         let deadline = Instant::now() + timeout;
         let mut why;
         loop {
-            match self.guest_health(guest) {
+            match self.answers_health(service) {
                 Ok((200, _)) => return Ok(()),
                 Ok((code, body)) => why = format!("HTTP {code}: {}", body.trim()),
                 Err(e) => why = e.to_string(),
@@ -1267,7 +1242,7 @@ impl Lab {
             if Instant::now() >= deadline {
                 let log = self.path(&format!("logs/{name}.log"));
                 return Err(LabError::Unhealthy {
-                    service: name,
+                    service,
                     seconds: timeout.as_secs(),
                     why,
                     tail: tail(&log),
@@ -1307,12 +1282,10 @@ impl Lab {
             .iter()
             .map(|p| {
                 let running = netns::runs_in(p.pid, &p.netns);
-                let guest = match p.name.parse::<Service>() {
-                    Ok(service) => Some(Guest::Service(service)),
-                    Err(_) => (p.name == Guest::Wifi.name()).then_some(Guest::Wifi),
-                };
                 let healthy =
-                    guest.map(|guest| running && matches!(self.guest_health(guest), Ok((200, _))));
+                    p.name.parse::<Service>().ok().map(|service| {
+                        running && matches!(self.answers_health(service), Ok((200, _)))
+                    });
                 ProcessStatus {
                     name: p.name.clone(),
                     netns: p.netns.clone(),

@@ -127,11 +127,6 @@ pub fn service_netns(prefix: &str, service: Service) -> String {
     }
 }
 
-/// The namespace of the Wi-Fi VM (the host side of its zone NICs), when `[wifi]` is set.
-pub fn wifi_netns(prefix: &str) -> String {
-    format!("{prefix}-wifi")
-}
-
 /// The ISP namespace.
 pub fn isp_netns(prefix: &str) -> String {
     format!("{prefix}-isp")
@@ -160,7 +155,12 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
     let switch = format!("{prefix}-sw");
     let view = settings.firewall_view();
     let mut namespaces = vec![switch.clone(), isp.clone()];
-    namespaces.extend(Service::ALL.iter().map(|s| service_netns(prefix, *s)));
+    namespaces.extend(
+        settings
+            .services()
+            .iter()
+            .map(|s| service_netns(prefix, *s)),
+    );
     let mut veths = Vec::new();
     let mut addresses = Vec::new();
     let mut routes = Vec::new();
@@ -251,8 +251,7 @@ pub fn plan(prefix: &str, settings: &Settings) -> Plan {
     // The Wi-Fi VM: a NIC on each zone bridge one of its networks joins, named after the zone
     // (its bridge inside the VM takes the networks' interfaces: ADR 0013).
     if let Some(wifi) = &settings.wifi {
-        let ns = wifi_netns(prefix);
-        namespaces.push(ns.clone());
+        let ns = service_netns(prefix, Service::Wifi);
         let zones: std::collections::BTreeSet<&str> =
             wifi.networks.values().map(|n| n.zone.as_str()).collect();
         for zone in zones {
@@ -378,7 +377,7 @@ mod tests {
     fn every_service_has_its_own_link_to_the_firewall() {
         let s = example();
         let p = plan("roost", &s);
-        for service in Service::ALL.into_iter().filter(|s| *s != Service::Firewall) {
+        for service in s.services().into_iter().filter(|s| *s != Service::Firewall) {
             let ns = service_netns("roost", service);
             let link: Vec<&Veth> = p.veths.iter().filter(|v| v.b.netns == ns).collect();
             assert_eq!(link.len(), 1, "{service}");

@@ -27,7 +27,9 @@ use crate::LabError;
 use crate::plan::Plan;
 
 /// The services that run in VMs in VM mode: every one. (`up` starts all but the update
-/// agent, which a test starts with its repository: `Lab::start_update_agent`.)
+/// agent, which a test starts with its repository: `Lab::start_update_agent`.) The Wi-Fi VM
+/// (ADR 0013), with `[wifi]`, is a VM in either mode: there is no other way to run hostapd on
+/// a radio here.
 pub const VM_SERVICES: &[Service] = &[
     Service::Firewall,
     Service::Dns,
@@ -35,58 +37,26 @@ pub const VM_SERVICES: &[Service] = &[
     Service::Mqtt,
     Service::Web,
     Service::Update,
+    Service::Wifi,
 ];
 
-/// A VM of the lab: a service's, or the Wi-Fi VM (ADR 0013: hostapd on a simulated radio and
-/// the lab's Wi-Fi station; no Roost daemon), which the lab runs in either mode when the
-/// settings have `[wifi]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guest {
-    /// A service's VM.
-    Service(Service),
-    /// The Wi-Fi VM.
-    Wifi,
-}
-
-impl From<Service> for Guest {
-    fn from(service: Service) -> Self {
-        Self::Service(service)
-    }
-}
-
-impl Guest {
-    /// The name of its initramfs, probe socket, log and record entry.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Service(service) => service.name(),
-            Self::Wifi => "wifi",
-        }
-    }
-
-    /// Its namespace (its host side).
-    pub fn netns(self, prefix: &str) -> String {
-        match self {
-            Self::Service(service) => crate::plan::service_netns(prefix, service),
-            Self::Wifi => crate::plan::wifi_netns(prefix),
-        }
-    }
-
-    /// What tells its MACs apart from every other VM's.
-    fn number(self) -> usize {
-        match self {
-            Self::Service(service) => Service::ALL.iter().position(|s| *s == service).unwrap_or(0),
-            Self::Wifi => Service::ALL.len(),
-        }
-    }
-
-    /// Whether it keeps state on a disk of its own (the Wi-Fi VM keeps none).
-    fn has_state_disk(self) -> bool {
-        self != Self::Wifi
-    }
+/// Whether `service`'s VM keeps state on a disk of its own (the Wi-Fi VM keeps none).
+fn has_state_disk(service: Service) -> bool {
+    service != Service::Wifi
 }
 
 /// Guest memory per VM, MiB.
 pub const MEMORY_MIB: u32 = 128;
+
+/// Guest memory of `service`'s VM, MiB: [`MEMORY_MIB`], but more for the Wi-Fi VM, whose
+/// generic kernel and initramfs (hostapd, wpa_supplicant and their libraries) do not unpack
+/// in 128.
+pub fn memory_mib(service: Service) -> u32 {
+    match service {
+        Service::Wifi => 192,
+        _ => MEMORY_MIB,
+    }
+}
 
 /// Size of a new state disk, MiB (sparse on the host).
 const STATE_DISK_MIB: u64 = 64;
@@ -105,25 +75,26 @@ pub fn default_cache() -> PathBuf {
 }
 
 impl VmOptions {
-    /// The kernel image `guest` boots: Debian's cloud kernel, or its generic one for the
-    /// Wi-Fi VM (the cloud kernel has no wireless, hence no mac80211_hwsim).
-    pub fn kernel(&self, guest: Guest) -> PathBuf {
-        match guest {
-            Guest::Service(_) => self.cache.join("kernel/Image"),
-            Guest::Wifi => self.cache.join("kernel-wifi/Image"),
+    /// The kernel image `service`'s VM boots: Debian's cloud kernel, or its generic one for
+    /// the Wi-Fi VM (the cloud kernel has no wireless, hence no mac80211_hwsim).
+    pub fn kernel(&self, service: Service) -> PathBuf {
+        match service {
+            Service::Wifi => self.cache.join("kernel-wifi/Image"),
+            _ => self.cache.join("kernel/Image"),
         }
     }
 
-    /// The base initramfs of `guest`.
-    pub fn initramfs(&self, guest: Guest) -> PathBuf {
-        self.cache.join(format!("initramfs/{}.cpio", guest.name()))
+    /// The base initramfs of `service`.
+    pub fn initramfs(&self, service: Service) -> PathBuf {
+        self.cache
+            .join(format!("initramfs/{}.cpio", service.name()))
     }
 
     /// Fails with what to run when an asset is missing.
-    pub fn check(&self, guests: &[Guest]) -> Result<(), LabError> {
-        let mut missing: Vec<PathBuf> = guests
+    pub fn check(&self, services: &[Service]) -> Result<(), LabError> {
+        let mut missing: Vec<PathBuf> = services
             .iter()
-            .flat_map(|g| [self.initramfs(*g), self.kernel(*g)])
+            .flat_map(|s| [self.initramfs(*s), self.kernel(*s)])
             .collect();
         missing.retain(|p| !p.is_file());
         match missing.first() {
@@ -146,16 +117,11 @@ pub struct GuestFiles {
 impl GuestFiles {
     /// The view of `service` at `/etc/roost/<service>.toml` and the files it names.
     pub fn view(service: Service, text: String) -> Self {
-        Self::view_at(
-            PathBuf::from(format!("/etc/roost/{}.toml", service.name())),
-            text,
-        )
-    }
-
-    /// A view at `path` and the files it names.
-    pub fn view_at(path: PathBuf, text: String) -> Self {
         Self {
-            toml: vec![(path, text)],
+            toml: vec![(
+                PathBuf::from(format!("/etc/roost/{}.toml", service.name())),
+                text,
+            )],
             other: Vec::new(),
         }
     }
@@ -188,11 +154,10 @@ pub struct Nic {
     pub mac: String,
 }
 
-/// The NICs of `guest`'s VM: one per lab link end in its namespace, in plan order.
-pub fn nics(plan: &Plan, guest: impl Into<Guest>) -> Vec<Nic> {
-    let guest = guest.into();
-    let netns = guest.netns(&plan.prefix);
-    let vm_no = guest.number();
+/// The NICs of `service`'s VM: one per lab link end in its namespace, in plan order.
+pub fn nics(plan: &Plan, service: Service) -> Vec<Nic> {
+    let netns = crate::plan::service_netns(&plan.prefix, service);
+    let vm_no = Service::ALL.iter().position(|s| *s == service).unwrap_or(0);
     plan.veths
         .iter()
         .flat_map(|v| [&v.a, &v.b])
@@ -228,15 +193,10 @@ pub fn link_local(mac: &str) -> std::net::Ipv6Addr {
 }
 
 /// The kernel command line: console, no reboot loop, and what `/init` reads.
-pub fn kernel_cmdline(
-    guest: impl Into<Guest>,
-    nics: &[Nic],
-    shares: &[Share],
-    log: &str,
-) -> String {
+pub fn kernel_cmdline(service: Service, nics: &[Nic], shares: &[Share], log: &str) -> String {
     let mut line = format!(
         "console=ttyAMA0 panic=-1 quiet loglevel=3 roost.service={} roost.log={log}",
-        guest.into().name()
+        service.name()
     );
     for nic in nics {
         line.push_str(&format!(" roost.if={},{}", nic.guest, nic.mac));
@@ -263,6 +223,7 @@ pub fn qemu_args(
     cmdline: &str,
     nics: &[Nic],
     shares: &[Share],
+    memory_mib: u32,
 ) -> Vec<String> {
     let mut args: Vec<String> = [
         "-M",
@@ -284,7 +245,7 @@ pub fn qemu_args(
     .into_iter()
     .map(str::to_owned)
     .collect();
-    args.extend(["-m".to_owned(), MEMORY_MIB.to_string()]);
+    args.extend(["-m".to_owned(), memory_mib.to_string()]);
     args.extend(["-kernel".to_owned(), kernel.display().to_string()]);
     args.extend(["-initrd".to_owned(), initrd.display().to_string()]);
     args.extend(["-append".to_owned(), cmdline.to_owned()]);
@@ -316,7 +277,7 @@ pub fn qemu_args(
         // vhost-user (virtiofsd) maps the guest's memory: it must be shared memory.
         args.extend([
             "-object".to_owned(),
-            format!("memory-backend-memfd,id=mem,size={MEMORY_MIB}M,share=on"),
+            format!("memory-backend-memfd,id=mem,size={memory_mib}M,share=on"),
             "-machine".to_owned(),
             "memory-backend=mem".to_owned(),
         ]);
@@ -434,50 +395,52 @@ pub fn referenced_paths(view: &toml::Value) -> Vec<PathBuf> {
 /// Largest referenced file copied into a guest.
 const MAX_FILE: u64 = 16 << 20;
 
-/// The unix socket of `guest`'s VM probe (`roost-lab-probe` on its virtio console).
-pub(crate) fn probe_socket(state_dir: &Path, guest: Guest) -> PathBuf {
-    state_dir.join("vm").join(format!("{}.probe", guest.name()))
+/// The unix socket of `service`'s VM probe (`roost-lab-probe` on its virtio console).
+pub(crate) fn probe_socket(state_dir: &Path, service: Service) -> PathBuf {
+    state_dir
+        .join("vm")
+        .join(format!("{}.probe", service.name()))
 }
 
-/// Asks `guest`'s VM to open a TCP connection to `to` from inside: whether it connected.
+/// Asks `service`'s VM to open a TCP connection to `to` from inside: whether it connected.
 pub(crate) fn probe_connect(
     state_dir: &Path,
-    guest: Guest,
+    service: Service,
     to: std::net::SocketAddr,
     timeout: Duration,
 ) -> Result<bool, LabError> {
     let request = format!("connect {to} {}", timeout.as_millis());
-    Ok(probe(state_dir, guest, &request, timeout + PROBE_TIMEOUT)?.is_ok())
+    Ok(probe(state_dir, service, &request, timeout + PROBE_TIMEOUT)?.is_ok())
 }
 
-/// The lab's management path into `guest`'s VM: one HTTP exchange with `addr` (its control
+/// The lab's management path into `service`'s VM: one HTTP exchange with `addr` (its control
 /// API) made inside the VM by its probe; returns everything the server sent.
 /// `timeout` bounds the whole exchange ([`PROBE_TIMEOUT`] for one that may be slow; health
 /// checks ask with a short one and ask again).
 pub(crate) fn probe_http(
     state_dir: &Path,
-    guest: Guest,
+    service: Service,
     addr: std::net::SocketAddr,
     request: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, LabError> {
     let answer = probe(
         state_dir,
-        guest,
+        service,
         &format!("http {addr} {}", hex::encode(request)),
         timeout,
     )?;
     answer
-        .map_err(|reason| probe_failed(state_dir, guest, format!("http {addr}: {reason}")))
+        .map_err(|reason| probe_failed(state_dir, service, format!("http {addr}: {reason}")))
         .and_then(|payload| {
-            hex::decode(&payload).map_err(|_| probe_failed(state_dir, guest, payload))
+            hex::decode(&payload).map_err(|_| probe_failed(state_dir, service, payload))
         })
 }
 
-/// Runs `ip` or `nft` with `args` inside `guest`'s VM; returns its output.
+/// Runs `ip` or `nft` with `args` inside `service`'s VM; returns its output.
 pub(crate) fn probe_run(
     state_dir: &Path,
-    guest: Guest,
+    service: Service,
     program: &str,
     args: &[&str],
 ) -> Result<String, LabError> {
@@ -485,13 +448,13 @@ pub(crate) fn probe_run(
         .chain(args.iter().copied())
         .collect();
     let request = format!("run {}", hex::encode(argv.join("\0").as_bytes()));
-    let output = probe(state_dir, guest, &request, PROBE_TIMEOUT)?
+    let output = probe(state_dir, service, &request, PROBE_TIMEOUT)?
         .map_err(|reason| LabError::Command {
-            command: format!("{} (in the {} VM)", argv.join(" "), guest.name()),
+            command: format!("{} (in the {} VM)", argv.join(" "), service.name()),
             stderr: reason,
         })
         .and_then(|payload| {
-            hex::decode(&payload).map_err(|_| probe_failed(state_dir, guest, payload))
+            hex::decode(&payload).map_err(|_| probe_failed(state_dir, service, payload))
         })?;
     Ok(String::from_utf8_lossy(&output).into_owned())
 }
@@ -502,18 +465,18 @@ pub(crate) fn probe_run(
 /// to answer.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// One request to `guest`'s probe: `Ok(payload)` for `ok`, `Err(reason)` for `no`. Requests
+/// One request to `service`'s probe: `Ok(payload)` for `ok`, `Err(reason)` for `no`. Requests
 /// to one VM are serialised (qemu serves one client at a time), and each carries a fresh id:
 /// answers to requests abandoned earlier, or the console's echo, are skipped.
 fn probe(
     state_dir: &Path,
-    guest: Guest,
+    service: Service,
     request: &str,
     timeout: Duration,
 ) -> Result<Result<String, String>, LabError> {
     use std::io::{BufRead, Write};
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let path = probe_socket(state_dir, guest);
+    let path = probe_socket(state_dir, service);
     let io = |source| LabError::Io {
         path: path.clone(),
         source,
@@ -545,7 +508,7 @@ fn probe(
             (Some("no"), Some("bad request")) => {
                 return Err(probe_failed(
                     state_dir,
-                    guest,
+                    service,
                     format!("{request:.80}: bad request"),
                 ));
             }
@@ -556,12 +519,12 @@ fn probe(
     }
 }
 
-fn probe_failed(state_dir: &Path, guest: Guest, what: String) -> LabError {
+fn probe_failed(state_dir: &Path, service: Service, what: String) -> LabError {
     LabError::Io {
-        path: probe_socket(state_dir, guest),
+        path: probe_socket(state_dir, service),
         source: std::io::Error::other(format!(
             "the probe in the {} VM answered: {what}",
-            guest.name()
+            service.name()
         )),
     }
 }
@@ -570,7 +533,7 @@ fn probe_failed(state_dir: &Path, guest: Guest, what: String) -> LabError {
 /// makes the state disk when it has one and it does not exist; returns (initrd, disk).
 pub(crate) fn prepare(
     opts: &VmOptions,
-    guest: Guest,
+    service: Service,
     files: &GuestFiles,
     state_dir: &Path,
 ) -> Result<(PathBuf, Option<PathBuf>), LabError> {
@@ -609,26 +572,26 @@ pub(crate) fn prepare(
             data,
         });
     }
-    let base_path = opts.initramfs(guest);
+    let base_path = opts.initramfs(service);
     let mut initrd = fs::read(&base_path).map_err(io(&base_path))?;
     pad4(&mut initrd);
     initrd.extend_from_slice(&newc_archive(&entries));
     let dir = state_dir.join("vm");
     fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let initrd_path = dir.join(format!("{}.initrd", guest.name()));
+    let initrd_path = dir.join(format!("{}.initrd", service.name()));
     fs::write(&initrd_path, initrd).map_err(io(&initrd_path))?;
 
-    if !guest.has_state_disk() {
+    if !has_state_disk(service) {
         return Ok((initrd_path, None));
     }
-    let disk = state_dir.join(format!("var/{}.ext4", guest.name()));
+    let disk = state_dir.join(format!("var/{}.ext4", service.name()));
     if !disk.is_file() {
         let tmp = disk.with_extension("ext4.tmp");
         let file = fs::File::create(&tmp).map_err(io(&tmp))?;
         file.set_len(STATE_DISK_MIB << 20).map_err(io(&tmp))?;
         drop(file);
         let mke2fs = crate::find_program(Path::new("mke2fs"));
-        let label = format!("roost-{}", guest.name());
+        let label = format!("roost-{}", service.name());
         let tmp_str = tmp.display().to_string();
         crate::netns::run(
             &mke2fs.display().to_string(),
@@ -704,6 +667,7 @@ mod tests {
             &cmdline,
             &nics,
             &[],
+            MEMORY_MIB,
         );
         let joined = args.join(" ");
         assert!(joined.contains("-accel tcg"));
@@ -740,6 +704,7 @@ mod tests {
             &cmdline,
             &nics,
             &shares,
+            MEMORY_MIB,
         );
         let joined = args.join(" ");
         assert!(
@@ -777,21 +742,21 @@ passphrase_file = "/var/lib/roost/wifi/home"
         );
         let s = Settings::from_toml("roost.toml", &text).unwrap();
         let plan = crate::plan::plan("roost", &s);
-        let nics = nics(&plan, Guest::Wifi);
+        let nics = nics(&plan, Service::Wifi);
         let names: Vec<&str> = nics.iter().map(|n| n.guest.as_str()).collect();
-        assert_eq!(names, ["guest", "lan"]);
-        assert!(nics[0].mac.starts_with("52:54:00:7e:06:"), "{nics:?}");
-        // Without Wi-Fi the namespace has no links (and the lab starts no Wi-Fi VM).
+        assert_eq!(names, ["guest", "lan", "svc"]);
+        assert!(nics[0].mac.starts_with("52:54:00:7e:05:"), "{nics:?}");
+        // Without Wi-Fi there is no Wi-Fi VM, nor links for one.
         assert!(nics_of_example_wifi_is_empty());
         let opts = VmOptions {
             cache: PathBuf::from("/c"),
         };
-        assert_eq!(opts.kernel(Guest::Wifi), Path::new("/c/kernel-wifi/Image"));
         assert_eq!(
-            opts.kernel(Service::Dns.into()),
-            Path::new("/c/kernel/Image")
+            opts.kernel(Service::Wifi),
+            Path::new("/c/kernel-wifi/Image")
         );
-        let cmdline = kernel_cmdline(Guest::Wifi, &nics, &[], "info");
+        assert_eq!(opts.kernel(Service::Dns), Path::new("/c/kernel/Image"));
+        let cmdline = kernel_cmdline(Service::Wifi, &nics, &[], "info");
         assert!(cmdline.contains("roost.service=wifi roost.log=info roost.if=guest,"));
         let args = qemu_args(
             Path::new("/k"),
@@ -801,12 +766,13 @@ passphrase_file = "/var/lib/roost/wifi/home"
             &cmdline,
             &nics,
             &[],
+            MEMORY_MIB,
         );
         assert!(!args.join(" ").contains("-drive"), "{args:?}");
     }
 
     fn nics_of_example_wifi_is_empty() -> bool {
-        nics(&crate::plan::plan("roost", &example()), Guest::Wifi).is_empty()
+        nics(&crate::plan::plan("roost", &example()), Service::Wifi).is_empty()
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub fn routes() -> Router<Shared> {
         .route("/api/updates", get(updates))
         .route("/api/updates/pin/{n}", post(update_pin))
         .route("/api/updates/{action}", post(update_action))
+        .route("/api/wifi", get(wifi))
+        .route("/api/wifi/wps", post(wifi_wps))
         .route("/api/settings", get(settings_get).put(settings_put))
         .route("/api/settings/versions", get(versions))
         .route("/api/settings/versions/{n}/restore", post(version_restore))
@@ -66,7 +68,8 @@ pub fn routes() -> Router<Shared> {
         setup, login, logout, session, password, status, leases, reservations, reservation_add,
         reservation_put, reservation_delete, forwards, forward_add, forward_put, forward_delete,
         dns, blocklist_put, zones, mqtt_users, mqtt_user_add, mqtt_user_delete, updates,
-        update_action, update_pin, settings_get, settings_put, versions, version_restore
+        update_action, update_pin, wifi, wifi_wps, settings_get, settings_put, versions,
+        version_restore
     ),
     components(schemas(ApiError, LoginInput, LoginDone, SessionInfo, Status, PeerStatus,
         ReservationOut, ReservationInput, PortForwardOut, PortForwardInput, DnsInfo, Point,
@@ -585,6 +588,26 @@ async fn update_action(State(app): State<Shared>, Path(action): Path<String>) ->
     responses((status = 200, body = Object), (status = 502, body = ApiError)))]
 async fn update_pin(State(app): State<Shared>, Path(n): Path<u64>) -> Response {
     match ops::pin_generation(&app.controller, n).await {
+        Ok(text) => Json(serde_json::json!({ "message": text })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The Wi-Fi access point: its radio, and per network its stations and WPS button.
+#[utoipa::path(get, path = "/api/wifi", responses((status = 200, body = Object), (status = 502, body = ApiError)))]
+async fn wifi(State(app): State<Shared>) -> Response {
+    match ops::peer_state(&app.controller, Service::Wifi).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Presses the WPS push button: for two minutes a device pressing its own joins the network
+/// with `wps = true`.
+#[utoipa::path(post, path = "/api/wifi/wps", security(("session" = [], "csrf" = [])),
+    responses((status = 200, body = Object), (status = 502, body = ApiError)))]
+async fn wifi_wps(State(app): State<Shared>) -> Response {
+    match ops::wifi_wps(&app.controller).await {
         Ok(text) => Json(serde_json::json!({ "message": text })).into_response(),
         Err(e) => e.into_response(),
     }

@@ -610,6 +610,23 @@ pub async fn pin_generation(c: &Controller, n: u64) -> Result<String, OpError> {
     update_post(c, &format!("/pin/{n}")).await
 }
 
+/// Presses the Wi-Fi access point's WPS push button (roost-wifi's `POST /wps`, ADR 0013).
+pub async fn wifi_wps(c: &Controller) -> Result<String, OpError> {
+    let peer = c
+        .peer(Service::Wifi)
+        .ok_or_else(|| OpError::unavailable("this router has no Wi-Fi"))?;
+    let reply = c
+        .client()
+        .post(peer, "/wps")
+        .await
+        .map_err(OpError::unavailable)?;
+    let pressed: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
+    let ssid = pressed["ssid"].as_str().unwrap_or("the Wi-Fi network");
+    Ok(format!(
+        "WPS is on for two minutes on \"{ssid}\": press the WPS button on the device now."
+    ))
+}
+
 async fn update_post(c: &Controller, path: &str) -> Result<String, OpError> {
     let peer = c
         .peer(Service::Update)

@@ -69,6 +69,8 @@ pub fn routes() -> Router<Shared> {
         .route("/mqtt", get(mqtt_page))
         .route("/mqtt/users", post(mqtt_user_add))
         .route("/mqtt/users/{name}/delete", post(mqtt_user_delete))
+        .route("/wifi", get(wifi_page))
+        .route("/wifi/wps", post(wifi_wps))
         .route("/updates", get(updates_page))
         .route("/updates/{action}", post(update_action))
         .route("/updates/pin/{n}", post(update_pin))
@@ -79,13 +81,15 @@ pub fn routes() -> Router<Shared> {
         .route("/settings/password", post(password_change))
 }
 
-const NAV: [(&str, &str); 8] = [
+/// The navigation; Wi-Fi only on a router with Wi-Fi.
+const NAV: [(&str, &str); 9] = [
     ("/", "Overview"),
     ("/dhcp", "Devices"),
     ("/dns", "DNS"),
     ("/firewall", "Port forwards"),
     ("/zones", "Zones"),
     ("/mqtt", "MQTT"),
+    ("/wifi", "Wi-Fi"),
     ("/updates", "Updates"),
     ("/settings", "Settings"),
 ];
@@ -116,6 +120,7 @@ fn flash_box(flash: Option<&Flash>) -> Markup {
 fn layout(app: &Shared, authed: &Authed, active: &str, title: &str, body: Markup) -> Html<String> {
     let flash = app.take_flash(&authed.session);
     let hostname = app.controller.current().router.hostname.clone();
+    let has_wifi = app.controller.peer(Service::Wifi).is_some();
     Html(
         html! {
             (head(title))
@@ -123,7 +128,7 @@ fn layout(app: &Shared, authed: &Authed, active: &str, title: &str, body: Markup
                 header class="top" {
                     a class="brand" href="/" { img src="/assets/icon.svg" alt="" width="28" height="28"; span { "Roost" } small { (hostname) } }
                     nav {
-                        @for (href, label) in NAV {
+                        @for (href, label) in NAV.into_iter().filter(|(href, _)| *href != "/wifi" || has_wifi) {
                             a href=(href) class=(if href == active { "active" } else { "" }) { (label) }
                         }
                     }
@@ -916,6 +921,66 @@ async fn mqtt_user_delete(
 ) -> Response {
     let r = ops::delete_mqtt_user(&app.controller, &name).await;
     after(&app, &authed, "/mqtt", message(r))
+}
+
+// --- Wi-Fi ---------------------------------------------------------------------------------
+
+async fn wifi_page(
+    State(app): State<Shared>,
+    Extension(authed): Extension<Authed>,
+) -> Html<String> {
+    let state = ops::peer_state(&app.controller, Service::Wifi).await;
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(|x| x.as_str())
+            .unwrap_or("—")
+            .to_owned()
+    };
+    let body = html! {
+        @match &state {
+            Ok(s) => {
+                @let networks = s.get("networks").and_then(|n| n.as_array()).cloned().unwrap_or_default();
+                section class="card" {
+                    h2 { "Radio" }
+                    dl {
+                        dt { "State" } dd { (text(s, "state")) }
+                        dt { "Channel" } dd { (s.get("channel").and_then(serde_json::Value::as_u64).map_or_else(|| "—".to_owned(), |c| c.to_string())) }
+                    }
+                }
+                section class="card" {
+                    h2 { "Networks" }
+                    div class="scroll" { table {
+                        thead { tr { th { "Network" } th { "Zone" } th { "Security" } th { "Devices" } th { "WPS" } } }
+                        tbody {
+                            @for n in &networks {
+                                tr {
+                                    td { strong { (text(n, "ssid")) } " " span class="muted" { (text(n, "name")) } }
+                                    td { (text(n, "zone")) }
+                                    td { (text(n, "security")) }
+                                    td { (n.get("stations").and_then(serde_json::Value::as_u64).map_or_else(|| "—".to_owned(), |c| c.to_string())) }
+                                    td { @if n.get("wps").and_then(serde_json::Value::as_bool) == Some(true) { (text(n, "wps_button")) } @else { "off" } }
+                                }
+                            }
+                        }
+                    } }
+                    @if networks.iter().any(|n| n.get("wps").and_then(serde_json::Value::as_bool) == Some(true)) {
+                        p class="muted" { "The WPS button lets a device join without typing the passphrase: press it here, then on the device, within two minutes." }
+                        form method="post" action="/wifi/wps" {
+                            (csrf_field(&authed))
+                            button type="submit" { "Press the WPS button" }
+                        }
+                    }
+                }
+            }
+            Err(e) => { section class="card" { div class="flash error" { p { "The Wi-Fi access point cannot be asked: " (e.message) } } } }
+        }
+    };
+    layout(&app, &authed, "/wifi", "Wi-Fi", body)
+}
+
+async fn wifi_wps(State(app): State<Shared>, Extension(authed): Extension<Authed>) -> Response {
+    let r = ops::wifi_wps(&app.controller).await;
+    after(&app, &authed, "/wifi", r)
 }
 
 // --- updates -------------------------------------------------------------------------------

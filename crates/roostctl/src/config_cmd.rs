@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use roost_config::View as _;
 use roost_config::{LoadError, Service, Settings};
 
 /// Loads settings; invalid settings are printed (every error) and turn into exit code 1.
@@ -59,6 +60,10 @@ fn random_global_id() -> anyhow::Result<[u8; 5]> {
 }
 
 pub(crate) fn show(file: &Path, service: Service) -> anyhow::Result<ExitCode> {
+    if service == Service::Wifi {
+        // Only a router with Wi-Fi has the Wi-Fi VM.
+        return wifi(file);
+    }
     Ok(match load(file)? {
         Ok(settings) => {
             std::io::stdout()
@@ -78,7 +83,7 @@ pub(crate) fn pppd(file: &Path) -> anyhow::Result<ExitCode> {
 
 /// `roostctl config wifi FILE`: the Wi-Fi VM's view (exit 1 with a message without Wi-Fi).
 pub(crate) fn wifi(file: &Path) -> anyhow::Result<ExitCode> {
-    print_rendered(file, Settings::wifi_view, "no [wifi]")
+    print_rendered(file, |s| s.wifi_view().map(|v| v.render()), "no [wifi]")
 }
 
 /// Prints what `render` makes of the settings in `file`, or says `absent` and exits 1 when
@@ -110,12 +115,13 @@ fn print_rendered(
 pub(crate) fn hostapd(
     view: &Path,
     interface: &str,
+    ctrl_group: &str,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let view = roost_config::wifi::WifiView::load(view)?;
     let conf = match view
         .wifi
-        .hostapd_conf(interface, |path| std::fs::read_to_string(path))
+        .hostapd_conf(interface, ctrl_group, |path| std::fs::read_to_string(path))
     {
         Ok(conf) => conf,
         Err(e) => {

@@ -106,6 +106,9 @@ enum WifiCommand {
         /// The radio's interface in the VM.
         #[arg(long, default_value = "wlan0")]
         interface: String,
+        /// The group (name or id) that may use hostapd's control sockets besides root.
+        #[arg(long, default_value = "0")]
+        ctrl_group: String,
         /// Write here (mode 0600, replaced atomically) instead of to stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -138,8 +141,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Wifi(WifiCommand::Hostapd {
             view,
             interface,
+            ctrl_group,
             out,
-        }) => config_cmd::hostapd(&view, &interface, out.as_deref()),
+        }) => config_cmd::hostapd(&view, &interface, &ctrl_group, out.as_deref()),
         Command::Wifi(WifiCommand::Wps {
             view,
             interface,

@@ -1,7 +1,8 @@
 //! The lab's VM mode (ADR 0010): every service (the update agent once its test starts it) boots
 //! in its own aarch64 VM inside its namespace, and the state disks outlive the lab. The
-//! VM-only test needs `ROOST_LAB_VM=1` (after `scripts/vm-assets`); without it, it says so and
-//! passes. With it set, missing assets fail it like every other lab test.
+//! VM-only test needs `ROOST_LAB_VM=1` (after `scripts/vm-assets`) and fails without it
+//! (`scripts/test` runs it in its VM pass only); missing assets fail it like every other lab
+//! test.
 
 use std::process::Command;
 
@@ -11,13 +12,12 @@ use roost_lab::{VM_SERVICES, service_netns};
 use crate::TestLab;
 use crate::dhcp_tests::{capture_script, last_bound, lease, set_mac, udhcpc};
 
-/// Whether to run a VM-only test; says why not when it does not.
-fn vm_mode_or_skip(test: &str) -> bool {
-    if crate::vm_mode() {
-        return true;
-    }
-    eprintln!("{test}: skipped: VM mode only; run it with ROOST_LAB_VM=1 after scripts/vm-assets");
-    false
+/// A VM-only test fails, rather than passes, when the lab is not in VM mode.
+fn require_vm_mode() {
+    assert!(
+        crate::vm_mode(),
+        "VM mode only: run it with ROOST_LAB_VM=1 after scripts/vm-assets"
+    );
 }
 
 /// IPv4 addresses in namespace `ns` on interfaces other than loopback.
@@ -38,9 +38,7 @@ fn ipv4_addresses(ns: &str) -> Vec<String> {
 
 #[test]
 fn vm_mode_boots_each_vm_service_in_its_own_vm_and_status_shows_boot_time_and_memory() {
-    if !vm_mode_or_skip("vm_mode_boots_each_vm_service_in_its_own_vm") {
-        return;
-    }
+    require_vm_mode();
     let t = TestLab::up("vm");
     let status = t.lab.status().unwrap();
     // All but the update agent, which its test starts (update_tests).
