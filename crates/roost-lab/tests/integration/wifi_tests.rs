@@ -2,8 +2,10 @@
 //! `[wifi]` declares, on mac80211_hwsim's first radio; the lab's station is the second radio
 //! in the VM's `station` namespace (the simulated air is one kernel's), driven through
 //! wpa_cli. It joins with WPA3-SAE and through the WPS push button, and gets its lease from
-//! roost-dhcp across the zone bridge, as a wired client does. The Wi-Fi VM is a VM in both lab
-//! modes, so this test needs `scripts/vm-assets` in both.
+//! roost-dhcp across the zone bridge, as a wired client does. The WPS button is pressed from
+//! the web UI's API, which reaches roost-wifi's control API in the Wi-Fi VM (only the web VM
+//! may). The Wi-Fi VM is a VM in both lab modes, so this test needs `scripts/vm-assets` in
+//! both.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use roost_config::Service;
 
-use crate::TestLab;
+use crate::web_tests::Admin;
+use crate::{ALLOWED, DENIED, TestLab};
 
 const HOME_PASSPHRASE: &str = "correct horse battery";
 const THINGS_PASSPHRASE: &str = "staple things 2026";
@@ -183,9 +186,44 @@ fn lab_wifi_station_joins_with_wpa3_and_wps_and_gets_a_lease() {
         )
         .unwrap();
 
-    // WPS: the router's button (roostctl in the Wi-Fi VM) and the station's; the station
-    // gets the home network's credentials and joins it.
+    // Only the web VM may call the Wi-Fi VM's control API.
+    let control = t.lab.settings().control_addr(Service::Wifi);
+    assert!(t.connects("web", control, ALLOWED), "web -> wifi control");
+    assert!(!t.connects("dns", control, DENIED), "dns -> wifi control");
+
+    // The web UI shows the station on its network.
+    let admin = Admin::first_run(&t);
+    let (code, body) = admin.get("/api/wifi");
+    assert_eq!(code, 200, "{body}");
+    let wifi: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(wifi["state"], "ENABLED", "{wifi}");
+    let network = |name: &str| {
+        wifi["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no network {name}: {wifi}"))
+            .clone()
+    };
+    assert_eq!(network("things")["stations"], 1, "{wifi}");
+    assert_eq!(network("home")["stations"], 0, "{wifi}");
+    assert_eq!(network("home")["wps_button"], "disabled", "{wifi}");
+
+    // WPS: the web UI's button and the station's; the station gets the home network's
+    // credentials and joins it.
     wpa_cli(&t, &["remove_network", "all"]);
+    let (code, body) = admin.send("POST", "/api/wifi/wps", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Roost Home"), "{body}");
+    let (_, body) = admin.get("/api/wifi");
+    assert!(body.contains(r#""wps_button":"active""#), "{body}");
+    assert_eq!(wpa_cli(&t, &["wps_pbc"]).trim(), "OK");
+    let status = completed(&t, Duration::from_secs(90)).expect("WPS did not join the station");
+    assert_eq!(field(&status, "ssid"), Some("Roost Home"), "{status}");
+    assert_eq!(field(&status, "key_mgmt"), Some("WPA2-PSK"), "{status}");
+
+    // The same button inside the Wi-Fi VM, for an administrator at its console.
     let pressed = t
         .lab
         .run_in("wifi", "roostctl", &["wifi", "wps", "/etc/roost/wifi.toml"])
@@ -194,10 +232,6 @@ fn lab_wifi_station_joins_with_wpa3_and_wps_and_gets_a_lease() {
         pressed.contains("push button pressed on network home"),
         "{pressed}"
     );
-    assert_eq!(wpa_cli(&t, &["wps_pbc"]).trim(), "OK");
-    let status = completed(&t, Duration::from_secs(90)).expect("WPS did not join the station");
-    assert_eq!(field(&status, "ssid"), Some("Roost Home"), "{status}");
-    assert_eq!(field(&status, "key_mgmt"), Some("WPA2-PSK"), "{status}");
 
     let _ = std::fs::remove_dir_all(&dir);
 }
