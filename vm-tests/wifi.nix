@@ -2,7 +2,7 @@
 # networks `[wifi]` declares, each bridged into its zone; a station joins the WPA3-only network
 # with SAE (a wrong passphrase does not), gets a lan lease from the dhcp VM and reaches the ISP
 # through the firewall's NAT, and joins the WPS network through the push button (`roostctl
-# wifi wps`). There is no USB radio in a test VM: the Wi-Fi VM gets mac80211_hwsim's two
+# wifi wps` in the VM); roost-wifi's control API answers the web VM (its Wi-Fi page). There is no USB radio in a test VM: the Wi-Fi VM gets mac80211_hwsim's two
 # simulated radios instead (hostapd takes the first as it would the USB one), and the station
 # is the second radio in a network namespace of that VM, since the simulated air is one
 # kernel's. The station writes what it saw to a share the test reads on the router.
@@ -35,7 +35,7 @@ let
     microvm.shares = [{ proto = "virtiofs"; tag = "station"; source = results; mountPoint = "/station"; }];
     systemd.services.lab-station = {
       wantedBy = [ "multi-user.target" ];
-      after = [ "roost-wifi.service" ];
+      after = [ "roost-hostapd.service" "roost-wifi.service" ];
       path = [ pkgs.iproute2 pkgs.iw pkgs.wpa_supplicant pkgs.busybox pkgs.curl config.services.roost.wifi.roostctl ];
       serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
       script = ''
@@ -80,6 +80,7 @@ pkgs.testers.runNixOSTest {
   name = "vm-wifi";
   nodes = {
     inherit (common) isp;
+    lan = common.client { address = "192.168.1.99"; };
     router = { ... }: {
       imports = [ common.router ];
       services.roost.settings.wifi = {
@@ -109,6 +110,8 @@ pkgs.testers.runNixOSTest {
     };
   };
   testScript = ''
+    import json
+
     start_all()
     router.wait_for_unit("microvms.target")
     router.wait_until_succeeds("test -s ${results}/wps", timeout=600)
@@ -121,6 +124,17 @@ pkgs.testers.runNixOSTest {
         router.succeed("grep -q '^key_mgmt=SAE' ${results}/sae")
         router.succeed("grep -q 'lease of 192.168.1.' ${results}/sae")
         router.succeed("grep -q '^client 203.0.113.' ${results}/internet")
+
+    with subtest("the web UI's Wi-Fi page reaches roost-wifi: the radio and its networks"):
+        lan.wait_until_succeeds("curl -ksf -m5 -o /dev/null https://192.168.1.1/", timeout=300)
+        lan.succeed(
+            "curl -ksf -m10 -c /tmp/jar -H 'content-type: application/json' "
+            "-d '{\"password\": \"wifi-test-password\"}' https://192.168.1.1/api/setup"
+        )
+        state = json.loads(lan.succeed("curl -ksf -m10 -b /tmp/jar https://192.168.1.1/api/wifi"))
+        assert state["state"] == "ENABLED", state
+        names = sorted(n["name"] for n in state["networks"])
+        assert names == ["home", "things"], state
 
     with subtest("the WPS button joins the home network"):
         router.succeed("grep -q 'push button pressed on network home' ${results}/button")

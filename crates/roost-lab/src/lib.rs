@@ -506,16 +506,17 @@ impl Lab {
         let cmdline = vm::kernel_cmdline(service, &nics, shares, &log);
         let probe = vm::probe_socket(&self.opts.state_dir, service);
         let _ = fs::remove_file(&probe);
-        let args = vm::qemu_args(
-            &vm.kernel(service),
-            &initrd,
-            disk.as_deref(),
-            &probe,
-            &cmdline,
-            &nics,
+        let kernel = vm.kernel(service);
+        let args = vm::qemu_args(&vm::Qemu {
+            kernel: &kernel,
+            initrd: &initrd,
+            disk: disk.as_deref(),
+            probe: &probe,
+            cmdline: &cmdline,
+            nics: &nics,
             shares,
-            vm::memory_mib(service),
-        );
+            memory_mib: vm::memory_mib(service),
+        });
         let qemu = find_program(Path::new("qemu-system-aarch64"));
         self.ensure_process(record, name, &netns, &qemu, &args, &[])?;
         if let Some(p) = record.processes.iter_mut().find(|p| p.name == name) {

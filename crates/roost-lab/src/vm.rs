@@ -211,20 +211,42 @@ pub fn kernel_cmdline(service: Service, nics: &[Nic], shares: &[Share], log: &st
     line
 }
 
+/// What one VM's qemu is started with.
+#[derive(Debug, Clone, Copy)]
+pub struct Qemu<'a> {
+    /// The kernel image.
+    pub kernel: &'a Path,
+    /// The initramfs (base and the lab's additions).
+    pub initrd: &'a Path,
+    /// The state disk, if the VM has one.
+    pub disk: Option<&'a Path>,
+    /// The probe's unix socket.
+    pub probe: &'a Path,
+    /// The kernel command line.
+    pub cmdline: &'a str,
+    /// Its NICs.
+    pub nics: &'a [Nic],
+    /// Its shared directories.
+    pub shares: &'a [Share],
+    /// Guest memory, MiB.
+    pub memory_mib: u32,
+}
+
 /// qemu's arguments for one VM: aarch64 `virt` under TCG (the host's /dev/kvm is a nested PVM
 /// device that stock kernels do not boot under), userspace virtio-net on the taps (no
 /// vhost-net here), the state disk (if it has one), an entropy source, the serial console on stdout (the log),
 /// and a virtio console on the unix socket `probe` (server; the lab's probe answers there).
-pub fn qemu_args(
-    kernel: &Path,
-    initrd: &Path,
-    disk: Option<&Path>,
-    probe: &Path,
-    cmdline: &str,
-    nics: &[Nic],
-    shares: &[Share],
-    memory_mib: u32,
-) -> Vec<String> {
+pub fn qemu_args(vm: &Qemu<'_>) -> Vec<String> {
+    let Qemu {
+        kernel,
+        initrd,
+        disk,
+        probe,
+        cmdline,
+        nics,
+        shares,
+        memory_mib,
+    } = *vm;
     let mut args: Vec<String> = [
         "-M",
         "virt",
@@ -659,16 +681,16 @@ mod tests {
         assert!(cmdline.contains("roost.service=dhcp"));
         assert!(cmdline.contains(&format!("roost.if=svc,{}", nics.last().unwrap().mac)));
         assert!(!cmdline.contains("roost.share"));
-        let args = qemu_args(
-            Path::new("/k"),
-            Path::new("/i"),
-            Some(Path::new("/d")),
-            Path::new("/p.sock"),
-            &cmdline,
-            &nics,
-            &[],
-            MEMORY_MIB,
-        );
+        let args = qemu_args(&Qemu {
+            kernel: Path::new("/k"),
+            initrd: Path::new("/i"),
+            disk: Some(Path::new("/d")),
+            probe: Path::new("/p.sock"),
+            cmdline: &cmdline,
+            nics: &nics,
+            shares: &[],
+            memory_mib: MEMORY_MIB,
+        });
         let joined = args.join(" ");
         assert!(joined.contains("-accel tcg"));
         assert_eq!(
@@ -696,16 +718,16 @@ mod tests {
             cmdline.ends_with(" roost.share=spool,/var/lib/roost/spool"),
             "{cmdline}"
         );
-        let args = qemu_args(
-            Path::new("/k"),
-            Path::new("/i"),
-            Some(Path::new("/d")),
-            Path::new("/p.sock"),
-            &cmdline,
-            &nics,
-            &shares,
-            MEMORY_MIB,
-        );
+        let args = qemu_args(&Qemu {
+            kernel: Path::new("/k"),
+            initrd: Path::new("/i"),
+            disk: Some(Path::new("/d")),
+            probe: Path::new("/p.sock"),
+            cmdline: &cmdline,
+            nics: &nics,
+            shares: &shares,
+            memory_mib: MEMORY_MIB,
+        });
         let joined = args.join(" ");
         assert!(
             joined.contains(&format!(
@@ -758,16 +780,16 @@ passphrase_file = "/var/lib/roost/wifi/home"
         assert_eq!(opts.kernel(Service::Dns), Path::new("/c/kernel/Image"));
         let cmdline = kernel_cmdline(Service::Wifi, &nics, &[], "info");
         assert!(cmdline.contains("roost.service=wifi roost.log=info roost.if=guest,"));
-        let args = qemu_args(
-            Path::new("/k"),
-            Path::new("/i"),
-            None,
-            Path::new("/p.sock"),
-            &cmdline,
-            &nics,
-            &[],
-            MEMORY_MIB,
-        );
+        let args = qemu_args(&Qemu {
+            kernel: Path::new("/k"),
+            initrd: Path::new("/i"),
+            disk: None,
+            probe: Path::new("/p.sock"),
+            cmdline: &cmdline,
+            nics: &nics,
+            shares: &[],
+            memory_mib: MEMORY_MIB,
+        });
         assert!(!args.join(" ").contains("-drive"), "{args:?}");
     }
 

@@ -209,6 +209,16 @@ fn lab_wifi_station_joins_with_wpa3_and_wps_and_gets_a_lease() {
     assert_eq!(network("things")["stations"], 1, "{wifi}");
     assert_eq!(network("home")["stations"], 0, "{wifi}");
     assert_eq!(network("home")["wps_button"], "disabled", "{wifi}");
+    let (code, page) = admin.get("/wifi");
+    assert_eq!(code, 200, "{page}");
+    for text in [
+        "Roost Things",
+        "Roost Home",
+        "Press the WPS button",
+        r#"href="/wifi""#,
+    ] {
+        assert!(page.contains(text), "{text}: {page}");
+    }
 
     // WPS: the web UI's button and the station's; the station gets the home network's
     // credentials and joins it.

@@ -117,7 +117,11 @@ impl World {
         let mut peers = Vec::new();
         let mut daemons = Vec::new();
         let mut apis = Vec::new();
-        for service in Service::ALL.into_iter().filter(|s| *s != Service::Web) {
+        for service in settings
+            .services()
+            .into_iter()
+            .filter(|s| *s != Service::Web)
+        {
             let fake = Arc::new(FakeDaemon::default());
             let api = Arc::new(std::sync::RwLock::new(control_api(&fake)));
             let slot = api.clone();

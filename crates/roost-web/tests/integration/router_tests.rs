@@ -66,6 +66,7 @@ fn api_changes() -> Vec<(Method, &'static str, serde_json::Value)> {
             j!({"current":"x","password":"y"}),
         ),
         (Method::POST, "/api/updates/check", j!({})),
+        (Method::POST, "/api/wifi/wps", j!({})),
         (Method::POST, "/api/settings/versions/1/restore", j!({})),
         (Method::POST, "/api/logout", j!({})),
     ]
@@ -291,6 +292,43 @@ async fn every_page_and_read_answers_once_logged_in() {
         a.body.contains("example.test"),
         "the top names from the resolver's state"
     );
+}
+
+#[tokio::test]
+async fn the_wifi_page_is_there_only_on_a_router_with_wifi() {
+    let w = World::new(with_password(example())).await;
+    let s = w.login().await;
+    let a = w.send(LAN_CLIENT, get("/", Some(&s))).await;
+    assert!(!a.body.contains(r#"href="/wifi""#), "no Wi-Fi, no link");
+    let a = w.send(LAN_CLIENT, get("/api/wifi", Some(&s))).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
+    assert!(a.body.contains("no link to wifi"), "{}", a.body);
+    let a = w
+        .send(
+            LAN_CLIENT,
+            json(
+                Method::POST,
+                "/api/wifi/wps",
+                Some(&s),
+                serde_json::json!({}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.body);
+    assert!(a.body.contains("no Wi-Fi"), "{}", a.body);
+
+    let text = format!(
+        "{}\n[wifi]\nusb_radio = \"0bda:8812\"\ncountry = \"DE\"\n[wifi.networks.home]\n\
+         ssid = \"Roost Home\"\nzone = \"lan\"\npassphrase_file = \"/var/lib/roost/wifi/home\"\n",
+        include_str!("../../../../examples/roost.toml")
+    );
+    let settings = roost_config::Settings::from_toml("wifi", &text).unwrap();
+    let w = World::new(with_password(settings)).await;
+    let s = w.login().await;
+    let a = w.send(LAN_CLIENT, get("/", Some(&s))).await;
+    assert!(a.body.contains(r#"href="/wifi""#), "{}", a.body);
+    let a = w.send(LAN_CLIENT, get("/wifi", Some(&s))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
 #[tokio::test]
