@@ -161,6 +161,16 @@ impl Wifi {
         let mut wps = 0;
         for (name, n) in &self.networks {
             let at = |key: &'static str| ["networks", name.as_str(), key];
+            // The name labels the network's metrics and appears in messages: keep it plain.
+            let plain = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+            if name.is_empty() || name.len() > 32 || !name.chars().all(plain) {
+                error(
+                    &["networks", name.as_str()],
+                    format!(
+                        "network name `{name}` must be 1-32 lowercase letters, digits or hyphens"
+                    ),
+                );
+            }
             if n.ssid.is_empty() || n.ssid.len() > 32 {
                 error(&at("ssid"), "must be 1 to 32 bytes long".to_owned());
             }
@@ -542,6 +552,10 @@ passphrase_file = "/var/lib/roost/wifi/visitors"
             assert!(errors.contains(key), "{key}: {errors}");
         }
         assert!(errors.contains("WPS on one network only"), "{errors}");
+        // A network's name labels its metrics: nothing that could break out of a label.
+        let quoted = HOME.replace("[wifi.networks.home]", "[wifi.networks.\"ho\\\"me\"]");
+        let errors = example_with(&quoted).unwrap_err().to_string();
+        assert!(errors.contains("network name"), "{errors}");
     }
 
     #[test]
