@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use roost_config::View as _;
-use roost_config::wifi::{Wifi, WifiView};
+use roost_config::wifi::{Wifi, WifiNetwork, WifiView, bss_interface};
 use roost_control::ConfigRejected;
 use serde_json::json;
 
@@ -126,14 +126,14 @@ impl Agent {
         ))
     }
 
-    /// Each network with its interface, in hostapd's order (name order).
-    fn networks(&self) -> impl Iterator<Item = (usize, &String, &roost_config::wifi::WifiNetwork)> {
+    /// Each network (name, settings) with its interface, in hostapd's order (name order).
+    fn networks(&self) -> impl Iterator<Item = (&String, &WifiNetwork, String)> {
         self.view
             .wifi
             .networks
             .iter()
             .enumerate()
-            .map(|(i, (name, n))| (i, name, n))
+            .map(|(i, (name, n))| (name, n, bss_interface(&self.radio, i)))
     }
 
     async fn wps(&self) -> Result<Pressed, WpsError> {
@@ -157,8 +157,7 @@ impl roost_control::Daemon for Agent {
         if status.state != "ENABLED" {
             return Err(format!("hostapd's radio is {}", status.state));
         }
-        for (i, name, _) in self.networks() {
-            let interface = roost_config::wifi::bss_interface(&self.radio, i);
+        for (name, _, interface) in self.networks() {
             if status.stations(&interface).is_none() {
                 return Err(format!("hostapd does not run network {name} ({interface})"));
             }
@@ -176,8 +175,7 @@ impl roost_control::Daemon for Agent {
              # TYPE roost_wifi_stations gauge\n",
             u8::from(up)
         );
-        for (i, name, _) in self.networks() {
-            let interface = roost_config::wifi::bss_interface(&self.radio, i);
+        for (name, _, interface) in self.networks() {
             if let Some(n) = status.as_ref().and_then(|s| s.stations(&interface)) {
                 out.push_str(&format!("roost_wifi_stations{{network=\"{name}\"}} {n}\n"));
             }
@@ -188,8 +186,7 @@ impl roost_control::Daemon for Agent {
     async fn state(&self) -> serde_json::Value {
         let status = self.status().await;
         let mut networks = Vec::new();
-        for (i, name, n) in self.networks() {
-            let interface = roost_config::wifi::bss_interface(&self.radio, i);
+        for (name, n, interface) in self.networks() {
             let pbc = if n.wps {
                 self.ask(interface.clone(), "WPS_GET_STATUS")
                     .await
