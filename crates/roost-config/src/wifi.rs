@@ -59,7 +59,7 @@ pub struct WifiNetwork {
     /// A file holding only the passphrase (8 to 63 printable ASCII characters), read when the
     /// access point starts.
     pub passphrase_file: PathBuf,
-    /// WPS push button (`roostctl wifi wps` in the Wi-Fi VM), to join a device without
+    /// WPS push button (the web UI's Wi-Fi page, or `roostctl wifi wps`), to join a device without
     /// typing the passphrase. Not with WPA3 only (WPS cannot hand out SAE credentials).
     #[serde(default)]
     pub wps: bool,
