@@ -59,8 +59,9 @@ pub struct WifiNetwork {
     /// A file holding only the passphrase (8 to 63 printable ASCII characters), read when the
     /// access point starts.
     pub passphrase_file: PathBuf,
-    /// WPS push button (the web UI's Wi-Fi page, or `roostctl wifi wps`), to join a device without
-    /// typing the passphrase. Not with WPA3 only (WPS cannot hand out SAE credentials).
+    /// WPS push button (the web UI's Wi-Fi page, or `roostctl wifi wps`), to join a device
+    /// without typing the passphrase. Not with WPA3 only (WPS cannot hand out SAE
+    /// credentials).
     #[serde(default)]
     pub wps: bool,
 }
