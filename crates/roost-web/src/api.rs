@@ -594,9 +594,9 @@ async fn update_pin(State(app): State<Shared>, Path(n): Path<u64>) -> Response {
 }
 
 /// The Wi-Fi access point: its radio, and per network its stations and WPS button.
-#[utoipa::path(get, path = "/api/wifi", responses((status = 200, body = Object), (status = 502, body = ApiError)))]
+#[utoipa::path(get, path = "/api/wifi", responses((status = 200, body = Object), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 async fn wifi(State(app): State<Shared>) -> Response {
-    match ops::peer_state(&app.controller, Service::Wifi).await {
+    match ops::wifi_state(&app.controller).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
@@ -605,7 +605,7 @@ async fn wifi(State(app): State<Shared>) -> Response {
 /// Presses the WPS push button: for two minutes a device pressing its own joins the network
 /// with `wps = true`.
 #[utoipa::path(post, path = "/api/wifi/wps", security(("session" = [], "csrf" = [])),
-    responses((status = 200, body = Object), (status = 502, body = ApiError)))]
+    responses((status = 200, body = Object), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 async fn wifi_wps(State(app): State<Shared>) -> Response {
     match ops::wifi_wps(&app.controller).await {
         Ok(text) => Json(serde_json::json!({ "message": text })).into_response(),

@@ -610,11 +610,22 @@ pub async fn pin_generation(c: &Controller, n: u64) -> Result<String, OpError> {
     update_post(c, &format!("/pin/{n}")).await
 }
 
+/// A router without `[wifi]` has no Wi-Fi VM to ask: not found, rather than a peer down.
+const NO_WIFI: &str = "this router has no Wi-Fi";
+
+/// The Wi-Fi access point's `/state` (roost-wifi, ADR 0013).
+pub async fn wifi_state(c: &Controller) -> Result<serde_json::Value, OpError> {
+    if c.peer(Service::Wifi).is_none() {
+        return Err(OpError::not_found(NO_WIFI));
+    }
+    peer_state(c, Service::Wifi).await
+}
+
 /// Presses the Wi-Fi access point's WPS push button (roost-wifi's `POST /wps`, ADR 0013).
 pub async fn wifi_wps(c: &Controller) -> Result<String, OpError> {
     let peer = c
         .peer(Service::Wifi)
-        .ok_or_else(|| OpError::unavailable("this router has no Wi-Fi"))?;
+        .ok_or_else(|| OpError::not_found(NO_WIFI))?;
     let reply = c
         .client()
         .post(peer, "/wps")

@@ -929,7 +929,7 @@ async fn wifi_page(
     State(app): State<Shared>,
     Extension(authed): Extension<Authed>,
 ) -> Html<String> {
-    let state = ops::peer_state(&app.controller, Service::Wifi).await;
+    let state = ops::wifi_state(&app.controller).await;
     let text = |v: &serde_json::Value, key: &str| {
         v.get(key)
             .and_then(|x| x.as_str())
