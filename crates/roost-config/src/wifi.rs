@@ -92,25 +92,33 @@ fn channel_allowed(band: WifiBand, channel: u8) -> bool {
     }
 }
 
-/// The interface hostapd makes for the network at `index` (in name order) on radio
-/// `interface`: the radio's own for the first, `<radio>_<index>` for the others (the `bss=`
-/// lines of hostapd.conf). hostapd's control socket for a network has the same name.
-pub fn bss_interface(interface: &str, index: usize) -> String {
-    if index == 0 {
-        interface.to_owned()
-    } else {
-        format!("{interface}_{index}")
-    }
-}
+/// The radio's interface in the Wi-Fi VM.
+pub const RADIO: &str = "wlan0";
+/// hostapd's control directory (`ctrl_interface`): one socket per network interface.
+pub const CTRL_DIR: &str = "/run/hostapd";
 
 impl Wifi {
+    /// Each network (name, settings) with the interface hostapd makes for it on radio
+    /// `interface`, in hostapd's order (name order): the radio's own for the first,
+    /// `<radio>_<i>` for the others (the `bss=` lines). Its control socket has the same name.
+    pub fn networks_on<'a>(
+        &'a self,
+        interface: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a WifiNetwork, String)> + use<'a> {
+        let interface = interface.to_owned();
+        self.networks.iter().enumerate().map(move |(i, (name, n))| {
+            let bss = if i == 0 {
+                interface.clone()
+            } else {
+                format!("{interface}_{i}")
+            };
+            (name.as_str(), n, bss)
+        })
+    }
+
     /// The network with WPS (at most one, validated) and its interface on radio `interface`.
     pub fn wps_network(&self, interface: &str) -> Option<(&str, &WifiNetwork, String)> {
-        self.networks
-            .iter()
-            .enumerate()
-            .find(|(_, (_, n))| n.wps)
-            .map(|(i, (name, n))| (name.as_str(), n, bss_interface(interface, i)))
+        self.networks_on(interface).find(|(_, n, _)| n.wps)
     }
 
     /// The channel used: the one set, or the band's default.
@@ -225,7 +233,7 @@ impl Wifi {
             format!("interface={interface}"),
             "driver=nl80211".to_owned(),
             // roost-wifi (the web UI's WPS button) and `roostctl wifi wps` use it.
-            "ctrl_interface=/run/hostapd".to_owned(),
+            format!("ctrl_interface={CTRL_DIR}"),
             format!("ctrl_interface_group={ctrl_group}"),
             format!("country_code={}", self.country),
             "ieee80211d=1".to_owned(),
@@ -239,9 +247,9 @@ impl Wifi {
                 lines.extend(["hw_mode=a", "ieee80211h=1", "ieee80211ac=1"].map(str::to_owned))
             }
         }
-        for (i, (name, n)) in self.networks.iter().enumerate() {
+        for (name, n, bss) in self.networks_on(interface) {
             let secret = passphrase(&n.passphrase_file).map_err(|source| WifiError::Read {
-                network: name.clone(),
+                network: name.to_owned(),
                 path: n.passphrase_file.clone(),
                 source,
             })?;
@@ -250,13 +258,13 @@ impl Wifi {
                 || !secret.bytes().all(|b| (0x20..0x7f).contains(&b))
             {
                 return Err(WifiError::Passphrase {
-                    network: name.clone(),
+                    network: name.to_owned(),
                     path: n.passphrase_file.clone(),
                 });
             }
             lines.push(String::new());
-            if i > 0 {
-                lines.push(format!("bss={}", bss_interface(interface, i)));
+            if bss != interface {
+                lines.push(format!("bss={bss}"));
             }
             lines.push(format!("# network {name}"));
             lines.push(format!("ssid2={}", hex::encode(n.ssid.as_bytes())));

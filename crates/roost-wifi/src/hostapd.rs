@@ -6,6 +6,7 @@
 //!
 //! The replies are parsed here without IO ([`Status::parse`], [`PbcStatus::parse`]).
 
+use std::collections::BTreeMap;
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
@@ -74,42 +75,32 @@ pub struct Bss {
 
 impl Status {
     /// Parses a `STATUS` reply (`key=value` lines; per network `bss[i]=`, `num_sta[i]=`).
+    /// Only what the reply holds is kept: an index costs nothing it does not name.
     pub fn parse(reply: &str) -> Self {
         let mut status = Self::default();
-        let mut stations: Vec<(usize, u32)> = Vec::new();
+        let mut interfaces: BTreeMap<usize, &str> = BTreeMap::new();
+        let mut stations: BTreeMap<usize, u32> = BTreeMap::new();
         for (key, value) in reply.lines().filter_map(|l| l.split_once('=')) {
-            match key {
-                "state" => value.clone_into(&mut status.state),
-                "channel" => status.channel = value.parse().ok(),
-                _ => {
-                    let Some((name, index)) = indexed(key) else {
-                        continue;
-                    };
-                    match name {
-                        "bss" => {
-                            if status.bss.len() <= index {
-                                status.bss.resize(
-                                    index + 1,
-                                    Bss {
-                                        interface: String::new(),
-                                        stations: 0,
-                                    },
-                                );
-                            }
-                            value.clone_into(&mut status.bss[index].interface);
-                        }
-                        "num_sta" => stations.extend(value.parse().ok().map(|n| (index, n))),
-                        _ => {}
-                    }
+            match (key, indexed(key)) {
+                ("state", _) => value.clone_into(&mut status.state),
+                ("channel", _) => status.channel = value.parse().ok(),
+                (_, Some(("bss", i))) => {
+                    interfaces.insert(i, value);
                 }
+                (_, Some(("num_sta", i))) => {
+                    stations.extend(value.parse().ok().map(|n| (i, n)));
+                }
+                _ => {}
             }
         }
-        for (index, n) in stations {
-            if let Some(bss) = status.bss.get_mut(index) {
-                bss.stations = n;
-            }
-        }
-        status.bss.retain(|b| !b.interface.is_empty());
+        status.bss = interfaces
+            .into_iter()
+            .filter(|(_, interface)| !interface.is_empty())
+            .map(|(i, interface)| Bss {
+                interface: interface.to_owned(),
+                stations: stations.get(&i).copied().unwrap_or(0),
+            })
+            .collect();
         status
     }
 
@@ -192,6 +183,10 @@ mod tests {
         assert_eq!(cut.state, "COUNTRY_UPDATE");
         assert_eq!(cut.stations("wlan0"), Some(0));
         assert_eq!(cut.bss.len(), 1);
+        // A huge index is one entry, not a huge table.
+        let far = Status::parse(&format!("bss[{}]=wlan9\n", usize::MAX));
+        assert_eq!(far.stations("wlan9"), Some(0));
+        assert_eq!(far.bss.len(), 1);
     }
 
     #[test]

@@ -27,16 +27,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use roost_config::View as _;
-use roost_config::wifi::{Wifi, WifiNetwork, WifiView, bss_interface};
+use roost_config::wifi::{Wifi, WifiNetwork, WifiView};
 use roost_control::ConfigRejected;
 use serde_json::json;
 
 use crate::hostapd::{CtrlError, PbcStatus, Status};
-
-/// Where hostapd's control sockets are (its `ctrl_interface`).
-pub const CTRL_DIR: &str = "/run/hostapd";
-/// The radio's interface in the Wi-Fi VM.
-pub const RADIO: &str = "wlan0";
 
 /// The push button was pressed on this network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,17 +102,10 @@ impl Agent {
         }
     }
 
-    /// Runs a blocking hostapd exchange on tokio's blocking pool.
+    /// Sends `command` to `interface`'s control socket (on tokio's blocking pool).
     async fn ask(&self, interface: String, command: &'static str) -> Result<String, CtrlError> {
         let socket = self.ctrl_dir.join(&interface);
-        tokio::task::spawn_blocking(move || hostapd::request(&socket, command))
-            .await
-            .unwrap_or_else(|e| {
-                Err(CtrlError::Io {
-                    socket: PathBuf::from(interface),
-                    source: std::io::Error::other(e),
-                })
-            })
+        blocking(socket.clone(), move || hostapd::request(&socket, command)).await
     }
 
     async fn status(&self) -> Result<Status, CtrlError> {
@@ -126,29 +114,40 @@ impl Agent {
         ))
     }
 
-    /// Each network (name, settings) with its interface, in hostapd's order (name order).
-    fn networks(&self) -> impl Iterator<Item = (&String, &WifiNetwork, String)> {
-        self.view
-            .wifi
-            .networks
-            .iter()
-            .enumerate()
-            .map(|(i, (name, n))| (name, n, bss_interface(&self.radio, i)))
+    fn networks(&self) -> impl Iterator<Item = (&str, &WifiNetwork, String)> {
+        self.view.wifi.networks_on(&self.radio)
     }
 
     async fn wps(&self) -> Result<Pressed, WpsError> {
         let wifi = self.view.wifi.clone();
         let ctrl_dir = self.ctrl_dir.clone();
         let radio = self.radio.clone();
-        tokio::task::spawn_blocking(move || press_wps(&wifi, &ctrl_dir, &radio))
-            .await
-            .unwrap_or_else(|e| {
-                Err(WpsError::Ctrl(CtrlError::Io {
-                    socket: PathBuf::from("WPS_PBC"),
-                    source: std::io::Error::other(e),
-                }))
-            })
+        blocking(self.ctrl_dir.clone(), move || {
+            press_wps(&wifi, &ctrl_dir, &radio)
+        })
+        .await
     }
+}
+
+/// Runs a blocking exchange with hostapd (at `socket`) on tokio's blocking pool; a task that
+/// could not finish is that exchange's error.
+async fn blocking<T, E>(
+    socket: PathBuf,
+    exchange: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<CtrlError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(exchange)
+        .await
+        .unwrap_or_else(|e| {
+            Err(CtrlError::Io {
+                socket,
+                source: std::io::Error::other(e),
+            }
+            .into())
+        })
 }
 
 impl roost_control::Daemon for Agent {

@@ -19,10 +19,10 @@ struct Args {
     )]
     config: PathBuf,
     /// hostapd's control directory (its `ctrl_interface`).
-    #[arg(long, default_value = roost_wifi::CTRL_DIR)]
+    #[arg(long, default_value = roost_config::wifi::CTRL_DIR)]
     ctrl_dir: PathBuf,
     /// The radio's interface.
-    #[arg(long, default_value = roost_wifi::RADIO)]
+    #[arg(long, default_value = roost_config::wifi::RADIO)]
     radio: String,
 }
 

@@ -104,7 +104,7 @@ enum WifiCommand {
         /// The Wi-Fi view, e.g. /etc/roost/wifi.toml.
         view: PathBuf,
         /// The radio's interface in the VM.
-        #[arg(long, default_value = "wlan0")]
+        #[arg(long, default_value = roost_config::wifi::RADIO)]
         interface: String,
         /// The group (name or id) that may use hostapd's control sockets besides root.
         #[arg(long, default_value = "0")]
@@ -119,10 +119,10 @@ enum WifiCommand {
         /// The Wi-Fi view, e.g. /etc/roost/wifi.toml.
         view: PathBuf,
         /// The radio's interface in the VM.
-        #[arg(long, default_value = "wlan0")]
+        #[arg(long, default_value = roost_config::wifi::RADIO)]
         interface: String,
         /// hostapd's control directory (its `ctrl_interface`).
-        #[arg(long, default_value = "/run/hostapd")]
+        #[arg(long, default_value = roost_config::wifi::CTRL_DIR)]
         ctrl_dir: PathBuf,
     },
 }
