@@ -18,6 +18,7 @@ pub mod source;
 pub mod types;
 mod validate;
 pub mod views;
+pub mod voip;
 pub mod wifi;
 
 use std::path::{Path, PathBuf};

@@ -46,6 +46,10 @@ pub struct Settings {
     /// The Wi-Fi access point (hostapd in its own VM, ADR 0013); none without this table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wifi: Option<crate::wifi::Wifi>,
+    /// The VoIP registrar for the home's SIP phones (Kamailio in its own VM, ADR 0014); none
+    /// without this table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voip: Option<crate::voip::Voip>,
 }
 
 /// The router's own identity.

@@ -32,6 +32,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Finding> {
     v.web(settings);
     v.update(settings);
     v.wifi(settings);
+    v.voip(settings);
     v.findings
 }
 
@@ -672,6 +673,16 @@ impl Validator {
         };
         for (keys, message) in wifi.findings(|zone| s.zones.contains_key(zone)) {
             let at = keys.into_iter().fold(root().key("wifi"), |at, k| at.key(k));
+            self.error(at, message);
+        }
+    }
+
+    fn voip(&mut self, s: &Settings) {
+        let Some(voip) = &s.voip else {
+            return;
+        };
+        for (keys, message) in voip.findings(|zone| s.zones.contains_key(zone)) {
+            let at = keys.into_iter().fold(root().key("voip"), |at, k| at.key(k));
             self.error(at, message);
         }
     }

@@ -42,17 +42,21 @@ pub enum Service {
     /// The Wi-Fi access point (hostapd, and roost-wifi for its control API): only with
     /// `[wifi]` (ADR 0013).
     Wifi,
+    /// The VoIP registrar (Kamailio, and roost-voip for its control API): only with `[voip]`
+    /// (ADR 0014).
+    Voip,
 }
 
 impl Service {
     /// Every service, in start order. A router runs [`Settings::services`].
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Firewall,
         Self::Dns,
         Self::Dhcp,
         Self::Mqtt,
         Self::Update,
         Self::Wifi,
+        Self::Voip,
         Self::Web,
     ];
 
@@ -66,6 +70,7 @@ impl Service {
             Self::Mqtt => "mqtt",
             Self::Update => "update",
             Self::Wifi => "wifi",
+            Self::Voip => "voip",
         }
     }
 
@@ -79,6 +84,7 @@ impl Service {
             Self::Mqtt => Some(4),
             Self::Update => Some(5),
             Self::Wifi => Some(6),
+            Self::Voip => Some(7),
         }
     }
 }
@@ -140,11 +146,15 @@ pub const SERVICES_MAX_PREFIX: u8 = 27;
 
 impl Settings {
     /// The services this router runs, in start order: every one, but the Wi-Fi VM only with
-    /// `[wifi]`.
+    /// `[wifi]` and the VoIP VM only with `[voip]`.
     pub fn services(&self) -> Vec<Service> {
         Service::ALL
             .into_iter()
-            .filter(|s| *s != Service::Wifi || self.wifi.is_some())
+            .filter(|s| match s {
+                Service::Wifi => self.wifi.is_some(),
+                Service::Voip => self.voip.is_some(),
+                _ => true,
+            })
             .collect()
     }
 
@@ -273,6 +283,7 @@ impl Settings {
             Service::Update => self.update_view().render(),
             // Only asked for a router with Wi-Fi; without, an empty view (no networks).
             Service::Wifi => self.wifi_view().map(|v| v.render()).unwrap_or_default(),
+            Service::Voip => self.voip_view().map(|v| v.render()).unwrap_or_default(),
         }
     }
 
@@ -438,6 +449,18 @@ impl Settings {
                 }
             }
         }
+        // SIP for the phones' zone. (The VoIP VM reaches a phone only over the flow its
+        // REGISTER opened: it has no flow of its own.)
+        if let Some(voip) = &self.voip {
+            out.push(PublishedPort {
+                service: Service::Voip,
+                protocol: Protocol::Both,
+                port: crate::voip::SIP_PORT,
+                to: to(Service::Voip, crate::voip::SIP_PORT),
+                to6: None,
+                zones: vec![voip.zone.clone()],
+            });
+        }
         out
     }
 
@@ -459,14 +482,16 @@ impl Settings {
                 ports: vec![control],
             });
         }
-        // The web UI's Wi-Fi page: stations, and the WPS button.
-        if self.wifi.is_some() {
-            flows.push(ServiceFlow {
-                from: Service::Web,
-                to: FlowTarget::Service(Service::Wifi),
-                protocol: Protocol::Tcp,
-                ports: vec![control],
-            });
+        // The web UI's Wi-Fi page (stations, the WPS button) and phones page.
+        for svc in [Service::Wifi, Service::Voip] {
+            if self.services().contains(&svc) {
+                flows.push(ServiceFlow {
+                    from: Service::Web,
+                    to: FlowTarget::Service(svc),
+                    protocol: Protocol::Tcp,
+                    ports: vec![control],
+                });
+            }
         }
         flows.push(ServiceFlow {
             from: Service::Dhcp,
@@ -545,6 +570,23 @@ impl Settings {
             control: self.control(Service::Wifi),
             network: self.network(Service::Wifi),
             wifi: self.wifi.clone()?,
+        })
+    }
+
+    /// What the VoIP VM gets (ADR 0014): its control API and link, where the phones reach it,
+    /// and the `[voip]` table; `None` without VoIP.
+    pub fn voip_view(&self) -> Option<crate::voip::VoipView> {
+        let voip = self.voip.clone()?;
+        Some(crate::voip::VoipView {
+            control: self.control(Service::Voip),
+            network: self.network(Service::Voip),
+            router: self
+                .zones
+                .get(&voip.zone)
+                .map_or(Ipv4Addr::UNSPECIFIED, |z| z.router),
+            fqdn: format!("{}.{}", self.router.hostname, self.router.domain),
+            realm: self.router.hostname.clone(),
+            voip,
         })
     }
 

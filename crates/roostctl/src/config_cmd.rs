@@ -60,9 +60,11 @@ fn random_global_id() -> anyhow::Result<[u8; 5]> {
 }
 
 pub(crate) fn show(file: &Path, service: Service) -> anyhow::Result<ExitCode> {
-    if service == Service::Wifi {
-        // Only a router with Wi-Fi has the Wi-Fi VM.
-        return wifi(file);
+    // Only a router with Wi-Fi (VoIP) has the Wi-Fi (VoIP) VM.
+    match service {
+        Service::Wifi => return wifi(file),
+        Service::Voip => return voip(file),
+        _ => {}
     }
     Ok(match load(file)? {
         Ok(settings) => {
@@ -84,6 +86,11 @@ pub(crate) fn pppd(file: &Path) -> anyhow::Result<ExitCode> {
 /// `roostctl config wifi FILE`: the Wi-Fi VM's view (exit 1 with a message without Wi-Fi).
 pub(crate) fn wifi(file: &Path) -> anyhow::Result<ExitCode> {
     print_rendered(file, |s| s.wifi_view().map(|v| v.render()), "no [wifi]")
+}
+
+/// `roostctl config voip FILE`: the VoIP VM's view (exit 1 with a message without VoIP).
+pub(crate) fn voip(file: &Path) -> anyhow::Result<ExitCode> {
+    print_rendered(file, |s| s.voip_view().map(|v| v.render()), "no [voip]")
 }
 
 /// Prints what `render` makes of the settings in `file`, or says `absent` and exits 1 when
@@ -129,17 +136,35 @@ pub(crate) fn hostapd(
             return Ok(ExitCode::from(1));
         }
     };
+    write_out(out, &conf, "hostapd.conf")
+}
+
+/// `roostctl voip kamailio VIEW`: kamailio.cfg with each phone's password hashed now; a
+/// password that is missing or unusable is exit 1 with the phone and file named.
+pub(crate) fn kamailio(view: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let view = roost_config::voip::VoipView::load(view)?;
+    match view.kamailio_cfg(|path| std::fs::read_to_string(path)) {
+        Ok(cfg) => write_out(out, &cfg, "kamailio.cfg"),
+        Err(e) => {
+            eprintln!("roostctl: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Writes a rendered file holding secrets to `out` (privately) or to stdout.
+fn write_out(out: Option<&Path>, text: &str, what: &str) -> anyhow::Result<ExitCode> {
     match out {
         None => std::io::stdout()
-            .write_all(conf.as_bytes())
-            .context("writing hostapd.conf")?,
-        Some(path) => write_private(path, conf.as_bytes())?,
+            .write_all(text.as_bytes())
+            .with_context(|| format!("writing {what}"))?,
+        Some(path) => write_private(path, text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `data` to `path` readable by its owner only (it holds passphrases), through a
-/// temporary file renamed over it, so hostapd never reads half a file.
+/// Writes `data` to `path` readable by its owner only (it holds secrets), through a
+/// temporary file renamed over it, so the daemon never reads half a file.
 fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");

@@ -11,6 +11,8 @@
 //! - `roostctl config wifi FILE`, `roostctl wifi hostapd VIEW`: the Wi-Fi VM's view, and the
 //!   hostapd configuration its VM renders from it at each start (ADR 0013); `roostctl wifi wps
 //!   VIEW` in the Wi-Fi VM presses the WPS push button.
+//! - `roostctl config voip FILE`, `roostctl voip kamailio VIEW`: the VoIP VM's view, and the
+//!   Kamailio configuration its VM renders from it at each start (ADR 0014).
 //! - `roostctl leases [--url URL --token-file FILE | --settings FILE | --lab [PREFIX]] [--json]`:
 //!   the dhcp daemon's leases from its control API, as a table.
 //!
@@ -58,6 +60,9 @@ enum Command {
     /// The Wi-Fi VM's access point (ADR 0013).
     #[command(subcommand)]
     Wifi(WifiCommand),
+    /// The VoIP VM's registrar (ADR 0014).
+    #[command(subcommand)]
+    Voip(VoipCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,9 +82,14 @@ enum ConfigCommand {
         /// The settings file.
         file: PathBuf,
     },
+    /// Print the VoIP VM's view (the `[voip]` table); exit 1 when there is no VoIP.
+    Voip {
+        /// The settings file.
+        file: PathBuf,
+    },
     /// Print the settings view one service receives, as TOML.
     Show {
-        /// The service: firewall, dns, dhcp, web, mqtt or update.
+        /// The service: firewall, dns, dhcp, web, mqtt, update, wifi or voip.
         #[arg(long, value_parser = parse_service)]
         service: Service,
         /// The settings file.
@@ -127,6 +137,20 @@ enum WifiCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum VoipCommand {
+    /// Render kamailio.cfg from the VoIP view, reading each phone's password file and
+    /// writing only its digest hash (the VoIP VM does this at each start: the passwords are
+    /// never in the Nix store).
+    Kamailio {
+        /// The VoIP view, e.g. /etc/roost/voip.toml.
+        view: PathBuf,
+        /// Write here (mode 0600, replaced atomically) instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 fn parse_service(s: &str) -> Result<Service, String> {
     s.parse()
 }
@@ -138,6 +162,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Show { service, file }) => config_cmd::show(&file, service),
         Command::Config(ConfigCommand::Pppd { file }) => config_cmd::pppd(&file),
         Command::Config(ConfigCommand::Wifi { file }) => config_cmd::wifi(&file),
+        Command::Config(ConfigCommand::Voip { file }) => config_cmd::voip(&file),
+        Command::Voip(VoipCommand::Kamailio { view, out }) => {
+            config_cmd::kamailio(&view, out.as_deref())
+        }
         Command::Wifi(WifiCommand::Hostapd {
             view,
             interface,

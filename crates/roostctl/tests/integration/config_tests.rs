@@ -250,3 +250,116 @@ passphrase_file = "{visitors}"
     assert_eq!(out.status.code(), Some(1));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs Debian's Kamailio's configuration check (`kamailio -c`) on a configuration.
+fn kamailio_accepts(cfg: &std::path::Path) -> Result<String, String> {
+    let out = std::process::Command::new("kamailio")
+        .args(["-c", "-f"])
+        .arg(cfg)
+        .output()
+        .expect("kamailio is installed (apt-get install kamailio; scripts/test does)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+#[test]
+fn config_voip_and_voip_kamailio_render_a_configuration_kamailio_accepts() {
+    let dir = std::env::temp_dir().join(format!("roostctl-voip-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let secret = |name: &str, value: &str| {
+        let path = dir.join(name);
+        fs::write(&path, value).unwrap();
+        path.display().to_string()
+    };
+    let voip = format!(
+        r#"
+[voip.phones.kitchen]
+extension = "101"
+password_file = "{kitchen}"
+
+[voip.phones.office]
+extension = "102"
+password_file = "{office}"
+"#,
+        kitchen = secret("kitchen", "kitchen phone secret\n"),
+        office = secret("office", "office-phone-secret"),
+    );
+    let file = dir.join("roost.toml");
+    fs::write(&file, fs::read_to_string(example()).unwrap() + &voip).unwrap();
+    for args in [
+        vec!["config", "voip", file.to_str().unwrap()],
+        vec![
+            "config",
+            "show",
+            "--service",
+            "voip",
+            file.to_str().unwrap(),
+        ],
+    ] {
+        let out = roostctl(&args, "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::write(dir.join("voip.toml"), &out.stdout).unwrap();
+    }
+    let view = dir.join("voip.toml");
+    let cfg = dir.join("kamailio.cfg");
+    let render = || {
+        roostctl(
+            &[
+                "voip",
+                "kamailio",
+                view.to_str().unwrap(),
+                "--out",
+                cfg.to_str().unwrap(),
+            ],
+            "",
+        )
+    };
+    let out = render();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&cfg).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = fs::read_to_string(&cfg).unwrap();
+    assert!(
+        !text.contains("phone secret") && !text.contains("phone-secret"),
+        "{text}"
+    );
+    kamailio_accepts(&cfg).unwrap_or_else(|e| panic!("kamailio refused {text}: {e}"));
+    // Kamailio's check does fail on a broken file (so the positive check can fail).
+    fs::write(&cfg, text.replace("request_route {", "request_route {{")).unwrap();
+    assert!(kamailio_accepts(&cfg).is_err());
+
+    // An unusable password: exit 1, the phone and file named, nothing written.
+    fs::remove_file(&cfg).unwrap();
+    secret("office", "short");
+    let out = render();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("phone office") && stderr.contains("12 to 128"),
+        "{stderr}"
+    );
+    assert!(!cfg.exists());
+    // No [voip]: exit 1.
+    let out = roostctl(&["config", "voip", example().to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    fs::remove_dir_all(&dir).unwrap();
+}
