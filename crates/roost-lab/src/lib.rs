@@ -81,6 +81,9 @@ pub enum LabError {
     /// The settings are invalid.
     #[error("{0}")]
     Settings(#[from] roost_config::LoadError),
+    /// Kamailio's configuration could not be rendered (a phone's password file).
+    #[error("VoIP: {0}")]
+    Voip(#[from] roost_config::voip::VoipError),
     /// Something the lab waits for did not happen.
     #[error("timed out waiting for {0}")]
     Timeout(String),
@@ -152,6 +155,7 @@ pub const LAB_DAEMONS: &[Service] = &[
     Service::Dhcp,
     Service::Mqtt,
     Service::Wifi,
+    Service::Voip,
     Service::Web,
 ];
 
@@ -449,6 +453,9 @@ impl Lab {
                 ),
             ];
             let netns = plan::service_netns(&self.opts.prefix, service);
+            if service == Service::Voip {
+                self.ensure_kamailio(&mut record, &state)?;
+            }
             self.ensure_process(
                 &mut record,
                 &name,
@@ -460,6 +467,38 @@ impl Lab {
             self.wait_healthy(service, HEALTH_TIMEOUT)?;
         }
         self.status()
+    }
+
+    /// Starts Kamailio in the VoIP namespace (as the VoIP VM's unit does: its configuration
+    /// rendered with the phones' password hashes first), unless it runs.
+    fn ensure_kamailio(&self, record: &mut Record, state: &Path) -> Result<(), LabError> {
+        let Some(view) = self.settings.voip_view() else {
+            return Ok(());
+        };
+        let cfg = view.kamailio_cfg(|path| fs::read_to_string(path))?;
+        let path = self.path("etc/kamailio.cfg");
+        write_secret(&path, &cfg)?;
+        let run = state.join("run");
+        fs::create_dir_all(&run).map_err(|source| LabError::Io {
+            path: run.clone(),
+            source,
+        })?;
+        let args = [
+            "-DD", // in the foreground, its children forked
+            "-E",  // logs to stderr
+            "-m",
+            "32",
+            "-M",
+            "8",
+            "-Y",
+            &run.display().to_string(),
+            "-f",
+            &path.display().to_string(),
+        ]
+        .map(str::to_owned);
+        let netns = plan::service_netns(&self.opts.prefix, Service::Voip);
+        let kamailio = find_program(Path::new("kamailio"));
+        self.ensure_process(record, "kamailio", &netns, &kamailio, &args, &[])
     }
 
     /// Where `service`'s VM assets are, if it runs in a VM: in VM mode every service's; the

@@ -13,6 +13,7 @@ mod mqtt_tests;
 mod policy_tests;
 mod update_tests;
 mod vm_tests;
+mod voip_tests;
 mod web_tests;
 mod wifi_tests;
 
