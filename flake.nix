@@ -70,6 +70,7 @@
             "roost-web"
             "roost-update"
             "roost-wifi"
+            "roost-voip"
           ]
             crate;
         in
@@ -91,8 +92,10 @@
             nextest = craneLib.cargoNextest (commonArgs // {
               inherit cargoArtifacts;
               cargoNextestExtraArgs = "--profile nix";
-              # Real peers the loopback tests start: knot as an upstream, dig and kdig as clients.
-              nativeBuildInputs = commonArgs.nativeBuildInputs ++ [ pkgs.knot-dns pkgs.dig pkgs.python3 ];
+              # Real peers the loopback tests start: knot as an upstream, dig and kdig as
+              # clients; hostapd and Kamailio check the configurations roostctl renders.
+              nativeBuildInputs = commonArgs.nativeBuildInputs
+                ++ [ pkgs.knot-dns pkgs.dig pkgs.python3 pkgs.hostapd pkgs.kamailio ];
             });
           };
 
@@ -126,6 +129,8 @@
         web = ./nixos-modules/web;
         # The Wi-Fi VM's hostapd (ADR 0013; not a Roost daemon, so no package of its own).
         wifi = ./nixos-modules/wifi;
+        # The VoIP VM's Kamailio and roost-voip (ADR 0014).
+        voip = ./nixos-modules/voip;
         # The Roost host with microvm.nix and this flake's packages.
         default = { pkgs, lib, ... }: {
           imports = [ microvm.nixosModules.host ./nixos-modules/host ];

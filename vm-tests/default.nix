@@ -16,4 +16,5 @@ in
   vm-web = test ./web.nix;
   vm-update = test ./update.nix;
   vm-wifi = test ./wifi.nix;
+  vm-voip = test ./voip.nix;
 }

@@ -24,6 +24,12 @@ in
       message = "roost: keep the Wi-Fi passphrase files in /var/lib/roost/wifi/ (wifi.networks.*.passphrase_file), the one host directory the Wi-Fi VM sees";
     }
     {
+      # The VoIP VM sees only this host directory (shared at the same path).
+      assertion = lib.all (p: lib.hasPrefix "/var/lib/roost/voip/" p.password_file)
+        (lib.attrValues ((cfg.settings.voip or { phones = { }; }).phones));
+      message = "roost: keep the phones' SIP password files in /var/lib/roost/voip/ (voip.phones.*.password_file), the one host directory the VoIP VM sees";
+    }
+    {
       assertion = lib.all (svc: cfg.packages ? "roost-${svc}") (lib.attrNames (lib.filterAttrs (_: v: v.enable) cfg.vms));
       message = "roost: a VM is enabled whose roost-<service> package this flake does not build";
     }

@@ -8,14 +8,17 @@
 let
   cfg = config.services.roost;
   wifi = cfg.settings.wifi or null;
+  voip = cfg.settings.voip or null;
   zones = cfg.settings.zones;
   zoneNames = lib.attrNames zones;
   dhcpZones = lib.attrNames (lib.filterAttrs (_: z: z.dhcp != null) zones);
   services = lib.attrNames (lib.filterAttrs (_: vm: vm.enable) cfg.vms);
-  # Every VM with a link to the firewall: the services' and the Wi-Fi VM (ADR 0013).
-  linked = lib.filter (s: s != "firewall") services ++ lib.optional (wifi != null) "wifi";
+  # The Linux VMs the settings declare: the Wi-Fi VM (ADR 0013), the VoIP VM (ADR 0014).
+  linuxVms = lib.optional (wifi != null) "wifi" ++ lib.optional (voip != null) "voip";
+  # Every VM with a link to the firewall: the services' and the Linux VMs.
+  linked = lib.filter (s: s != "firewall") services ++ linuxVms;
   # Every VM with a control API, hence a token.
-  controlled = services ++ lib.optional (wifi != null) "wifi";
+  controlled = services ++ linuxVms;
 
   views = import ./views.nix {
     inherit pkgs services;
@@ -153,8 +156,40 @@ let
     };
   };
 
+  # The VoIP VM (ADR 0014): Kamailio and roost-voip on its link to the firewall alone (the
+  # firewall forwards SIP from the phones' zone), the phones' password files shared from
+  # the host.
+  voipSecrets = "/var/lib/roost/voip";
+  voipGuest = {
+    imports = [ ../guest ../voip ];
+    services.roost.guest = {
+      service = "voip";
+      inherit (cfg.packages) roostctl;
+      view = "${views}/voip.toml";
+      interfaces.svc = mac "voip-svc";
+    };
+    services.roost.voip = {
+      enable = true;
+      package = cfg.packages.roost-voip;
+      inherit (cfg.packages) roostctl;
+      configFile = "${views}/voip.toml";
+    };
+    microvm = {
+      inherit (cfg) hypervisor;
+      mem = 160;
+      vcpu = 1;
+      interfaces = [{ type = "tap"; id = "ls-voip"; mac = mac "voip-svc"; }];
+      shares = [
+        { proto = "virtiofs"; tag = "ro-store"; source = "/nix/store"; mountPoint = "/nix/.ro-store"; }
+        { proto = "virtiofs"; tag = "voip-secrets"; source = voipSecrets; mountPoint = voipSecrets; }
+        { proto = "virtiofs"; tag = "tokens"; source = "/var/lib/roost/tokens/voip"; mountPoint = "/run/roost/tokens"; }
+      ];
+    };
+  };
+
   bridges = map (z: "br-${z}") zoneNames ++ map (s: "ln-${s}") linked;
-  taps = lib.concatMap (svc: lib.attrValues (ports svc)) services ++ wifiPorts;
+  taps = lib.concatMap (svc: lib.attrValues (ports svc)) services ++ wifiPorts
+    ++ lib.optional (voip != null) { tap = "ls-voip"; bridge = "ln-voip"; };
   taggedZones = lib.filterAttrs (_: z: z.vlan != null) zones;
   untaggedZone = lib.findFirst (z: zones.${z}.vlan == null) null zoneNames;
 in
@@ -173,8 +208,9 @@ in
     };
 
     microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms)
-      // lib.optionalAttrs (wifi != null) { wifi.config = wifiGuest; };
-    microvm.autostart = services ++ lib.optional (wifi != null) "wifi";
+      // lib.optionalAttrs (wifi != null) { wifi.config = wifiGuest; }
+      // lib.optionalAttrs (voip != null) { voip.config = voipGuest; };
+    microvm.autostart = services ++ linuxVms;
 
     # The host only switches frames; it holds no address on any zone or link.
     networking.useNetworkd = true;
@@ -226,6 +262,9 @@ in
     systemd.tmpfiles.rules = lib.optionals (wifi != null) [
       # The Wi-Fi passphrase files (`wifi.networks.*.passphrase_file`), root's alone.
       "d ${wifiSecrets} 0700 root root -"
+    ] ++ lib.optionals (voip != null) [
+      # The phones' SIP password files (`voip.phones.*.password_file`), root's alone.
+      "d ${voipSecrets} 0700 root root -"
     ] ++ lib.optionals updating [
       "d ${spool} 2770 root 901 -"
       "d ${spool}/requests 2770 root 901 -"

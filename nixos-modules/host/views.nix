@@ -21,6 +21,10 @@ pkgs.runCommand "roost-views"
     if roostctl config wifi ${settingsFile} > wifi.toml 2>/dev/null; then
       cp wifi.toml $out/wifi.toml
     fi
+    # The VoIP VM's view (ADR 0014), when the settings have [voip].
+    if roostctl config voip ${settingsFile} > voip.toml 2>/dev/null; then
+      cp voip.toml $out/voip.toml
+    fi
     # A PPPoE uplink's pppd peer file (ADR 0011); none for other WAN modes.
     if [ "$(roostctl config show --service firewall ${settingsFile} | grep -c '^mode = "pppoe"')" -gt 0 ]; then
       roostctl config pppd ${settingsFile} > $out/pppd-peer

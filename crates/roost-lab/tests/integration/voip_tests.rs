@@ -42,9 +42,9 @@ fn settings(dir: &Path) -> PathBuf {
 }
 
 /// A baresip phone's configuration directory: it listens on `listen` and the next port (SIP
-/// over TLS; IPv4 only: the lab
-/// client's IPv6 address may still be tentative), registers `extension` with `password` at
-/// `registrar`, answers calls by itself, and sends a tone (Opus) in calls.
+/// over TLS; IPv4 only: the lab client's IPv6 address may still be tentative), registers
+/// `extension` with `password` at `registrar`, answers calls by itself, and sends a tone
+/// (Opus) in calls.
 fn phone(
     dir: &Path,
     name: &str,
