@@ -2,8 +2,9 @@
 # `[voip]` declares; baresip phones on two LAN machines register at their router address (the
 # firewall forwards SIP to the VoIP VM), a phone with a wrong password is refused, the
 # kitchen calls the office by its extension, the office answers by itself, and each phone
-# receives the other's audio straight from the other phone. SIP is not offered to the guest
-# zone. The passwords are test-only.
+# receives the other's audio straight from the other phone; the web UI's phones page (through
+# roost-voip) shows the two registered. SIP is not offered to the guest zone. The passwords
+# are test-only.
 # Mirrors: lab_voip_phones_register_and_call_each_other_by_extension
 { pkgs, roostModule }:
 let
@@ -62,6 +63,8 @@ pkgs.testers.runNixOSTest {
     };
   };
   testScript = ''
+    import json
+
     start_all()
     router.wait_for_unit("microvms.target")
     office.wait_until_succeeds("nc -z -w2 192.168.1.1 5060", timeout=300)
@@ -82,5 +85,15 @@ pkgs.testers.runNixOSTest {
         office.wait_until_succeeds("grep -q 'Call established: sip:101@' /tmp/office.log", timeout=30)
         kitchen.wait_until_succeeds("grep -q 'receiving from 192.168.1.99:' /tmp/kitchen.log", timeout=30)
         office.wait_until_succeeds("grep -q 'receiving from 192.168.1.98:' /tmp/office.log", timeout=30)
+
+    with subtest("the web UI shows which phones are registered, through roost-voip"):
+        office.wait_until_succeeds("curl -ksf -m5 -o /dev/null https://192.168.1.1/", timeout=300)
+        office.succeed(
+            "curl -ksf -m10 -c /tmp/jar -H 'content-type: application/json' "
+            "-d '{\"password\": \"voip-test-password\"}' https://192.168.1.1/api/setup"
+        )
+        state = json.loads(office.succeed("curl -ksf -m10 -b /tmp/jar https://192.168.1.1/api/voip"))
+        registered = sorted(p["name"] for p in state["phones"] if p["registered"])
+        assert registered == ["kitchen", "office"], state
   '';
 }

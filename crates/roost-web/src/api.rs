@@ -55,6 +55,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/updates/{action}", post(update_action))
         .route("/api/wifi", get(wifi))
         .route("/api/wifi/wps", post(wifi_wps))
+        .route("/api/voip", get(voip))
         .route("/api/settings", get(settings_get).put(settings_put))
         .route("/api/settings/versions", get(versions))
         .route("/api/settings/versions/{n}/restore", post(version_restore))
@@ -68,7 +69,7 @@ pub fn routes() -> Router<Shared> {
         setup, login, logout, session, password, status, leases, reservations, reservation_add,
         reservation_put, reservation_delete, forwards, forward_add, forward_put, forward_delete,
         dns, blocklist_put, zones, mqtt_users, mqtt_user_add, mqtt_user_delete, updates,
-        update_action, update_pin, wifi, wifi_wps, settings_get, settings_put, versions,
+        update_action, update_pin, wifi, wifi_wps, voip, settings_get, settings_put, versions,
         version_restore
     ),
     components(schemas(ApiError, LoginInput, LoginDone, SessionInfo, Status, PeerStatus,
@@ -609,6 +610,16 @@ async fn wifi(State(app): State<Shared>) -> Response {
 async fn wifi_wps(State(app): State<Shared>) -> Response {
     match ops::wifi_wps(&app.controller).await {
         Ok(text) => Json(serde_json::json!({ "message": text })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The VoIP registrar's phones: each one's extension and whether (and from where) it is
+/// registered.
+#[utoipa::path(get, path = "/api/voip", responses((status = 200, body = Object), (status = 404, body = ApiError), (status = 502, body = ApiError)))]
+async fn voip(State(app): State<Shared>) -> Response {
+    match ops::voip_state(&app.controller).await {
+        Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -621,6 +621,15 @@ pub async fn wifi_state(c: &Controller) -> Result<serde_json::Value, OpError> {
     peer_state(c, Service::Wifi).await
 }
 
+/// The VoIP registrar's `/state` (roost-voip, ADR 0014): each phone and its registrations;
+/// not found on a router without `[voip]`.
+pub async fn voip_state(c: &Controller) -> Result<serde_json::Value, OpError> {
+    if c.peer(Service::Voip).is_none() {
+        return Err(OpError::not_found("this router has no VoIP"));
+    }
+    peer_state(c, Service::Voip).await
+}
+
 /// Presses the Wi-Fi access point's WPS push button (roost-wifi's `POST /wps`, ADR 0013).
 pub async fn wifi_wps(c: &Controller) -> Result<String, OpError> {
     let peer = c

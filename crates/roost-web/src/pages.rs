@@ -71,6 +71,7 @@ pub fn routes() -> Router<Shared> {
         .route("/mqtt/users/{name}/delete", post(mqtt_user_delete))
         .route("/wifi", get(wifi_page))
         .route("/wifi/wps", post(wifi_wps))
+        .route("/phones", get(phones_page))
         .route("/updates", get(updates_page))
         .route("/updates/{action}", post(update_action))
         .route("/updates/pin/{n}", post(update_pin))
@@ -82,7 +83,7 @@ pub fn routes() -> Router<Shared> {
 }
 
 /// The navigation; Wi-Fi only on a router with Wi-Fi.
-const NAV: [(&str, &str); 9] = [
+const NAV: [(&str, &str); 10] = [
     ("/", "Overview"),
     ("/dhcp", "Devices"),
     ("/dns", "DNS"),
@@ -90,6 +91,7 @@ const NAV: [(&str, &str); 9] = [
     ("/zones", "Zones"),
     ("/mqtt", "MQTT"),
     ("/wifi", "Wi-Fi"),
+    ("/phones", "Phones"),
     ("/updates", "Updates"),
     ("/settings", "Settings"),
 ];
@@ -120,7 +122,12 @@ fn flash_box(flash: Option<&Flash>) -> Markup {
 fn layout(app: &Shared, authed: &Authed, active: &str, title: &str, body: Markup) -> Html<String> {
     let flash = app.take_flash(&authed.session);
     let hostname = app.controller.current().router.hostname.clone();
-    let has_wifi = app.controller.peer(Service::Wifi).is_some();
+    // The Wi-Fi and phones pages only where there is a VM to ask.
+    let shown = |href: &str| match href {
+        "/wifi" => app.controller.peer(Service::Wifi).is_some(),
+        "/phones" => app.controller.peer(Service::Voip).is_some(),
+        _ => true,
+    };
     Html(
         html! {
             (head(title))
@@ -128,7 +135,7 @@ fn layout(app: &Shared, authed: &Authed, active: &str, title: &str, body: Markup
                 header class="top" {
                     a class="brand" href="/" { img src="/assets/icon.svg" alt="" width="28" height="28"; span { "Roost" } small { (hostname) } }
                     nav {
-                        @for (href, label) in NAV.into_iter().filter(|(href, _)| *href != "/wifi" || has_wifi) {
+                        @for (href, label) in NAV.into_iter().filter(|(href, _)| shown(href)) {
                             a href=(href) class=(if href == active { "active" } else { "" }) { (label) }
                         }
                     }
@@ -981,6 +988,55 @@ async fn wifi_page(
 async fn wifi_wps(State(app): State<Shared>, Extension(authed): Extension<Authed>) -> Response {
     let r = ops::wifi_wps(&app.controller).await;
     after(&app, &authed, "/wifi", r)
+}
+
+// --- phones (VoIP) -------------------------------------------------------------------------
+
+async fn phones_page(
+    State(app): State<Shared>,
+    Extension(authed): Extension<Authed>,
+) -> Html<String> {
+    let state = ops::voip_state(&app.controller).await;
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(|x| x.as_str())
+            .unwrap_or("—")
+            .to_owned()
+    };
+    let body = html! {
+        @match &state {
+            Ok(s) => {
+                @let phones = s.get("phones").and_then(|n| n.as_array()).cloned().unwrap_or_default();
+                section class="card" {
+                    h2 { "Phones" }
+                    p class="muted" {
+                        "Phones in the " (text(s, "zone")) " zone register at " code { (text(s, "registrar")) }
+                        " with their extension as user name, and call each other by extension."
+                    }
+                    @if let Some(e) = s.get("error").and_then(|e| e.as_str()) {
+                        div class="flash error" { p { "The registrar cannot be asked: " (e) } }
+                    }
+                    div class="scroll" { table {
+                        thead { tr { th { "Phone" } th { "Extension" } th { "Registered" } th { "From" } th { "Device" } } }
+                        tbody {
+                            @for p in &phones {
+                                @let first = p.get("registrations").and_then(|r| r.get(0));
+                                tr {
+                                    td { strong { (text(p, "name")) } }
+                                    td { (text(p, "extension")) }
+                                    td { @if p.get("registered").and_then(serde_json::Value::as_bool) == Some(true) { "yes" } @else { "no" } }
+                                    td { (first.map_or_else(|| "—".to_owned(), |r| text(r, "address"))) }
+                                    td { (first.map_or_else(|| "—".to_owned(), |r| text(r, "user_agent"))) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            Err(e) => { section class="card" { div class="flash error" { p { "The VoIP registrar cannot be asked: " (e.message) } } } }
+        }
+    };
+    layout(&app, &authed, "/phones", "Phones", body)
 }
 
 // --- updates -------------------------------------------------------------------------------

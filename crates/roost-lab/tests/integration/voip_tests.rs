@@ -2,7 +2,8 @@
 //! configuration `roostctl voip kamailio` renders, and roost-voip beside it. The phones are
 //! baresip, a real SIP user agent, in the lan client's namespace: they register at their
 //! router address (the firewall forwards SIP to the VoIP VM), one calls the other by its
-//! extension, and the audio flows between the two phones directly.
+//! extension, and the audio flows between the two phones directly. The web UI's phones page
+//! shows which are registered, through roost-voip's control API.
 
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use roost_config::Service;
 
+use crate::web_tests::Admin;
 use crate::{ALLOWED, DENIED, TestLab, sock};
 
 const KITCHEN_PASSWORD: &str = "kitchen phone 2026";
@@ -278,6 +280,25 @@ fn lab_voip_phones_register_and_call_each_other_by_extension() {
     }
     let (code, body) = t.lab.control_get(Service::Voip, "/health").unwrap();
     assert_eq!(code, 200, "{body}");
+
+    // The web UI shows them, through roost-voip.
+    let admin = Admin::first_run(&t);
+    let (code, body) = admin.get("/api/voip");
+    assert_eq!(code, 200, "{body}");
+    let phones: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let registered: Vec<&str> = phones["phones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["registered"] == true)
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(registered, ["kitchen", "office"], "{phones}");
+    let (code, page) = admin.get("/phones");
+    assert_eq!(code, 200, "{page}");
+    for text in ["kitchen", "baresip", r#"href="/phones""#] {
+        assert!(page.contains(text), "{text}: {page}");
+    }
 
     let _ = std::fs::remove_dir_all(&dir);
 }

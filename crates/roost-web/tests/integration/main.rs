@@ -68,6 +68,11 @@ impl Daemon for FakeDaemon {
                       "deprecated": ["2001:db8:1200::/56"], "dhcp6": "bound" },
             "pushed": self.pushed.lock().unwrap().len(),
             "top_names": [{ "name": "example.test", "queries": 96 }],
+            "zone": "lan",
+            "registrar": "192.168.1.1:5060",
+            "phones": [{ "name": "kitchen", "extension": "101", "registered": true,
+                         "registrations": [{ "address": "sip:192.168.1.50:5060",
+                                             "user_agent": "<b>Desk phone</b>", "expires": 300 }] }],
         })
     }
 

@@ -332,6 +332,42 @@ async fn the_wifi_page_is_there_only_on_a_router_with_wifi() {
 }
 
 #[tokio::test]
+async fn the_phones_page_is_there_only_on_a_router_with_voip() {
+    let w = World::new(with_password(example())).await;
+    let s = w.login().await;
+    let a = w.send(LAN_CLIENT, get("/", Some(&s))).await;
+    assert!(!a.body.contains(r#"href="/phones""#), "no VoIP, no link");
+    let a = w.send(LAN_CLIENT, get("/api/voip", Some(&s))).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    assert!(a.body.contains("no VoIP"), "{}", a.body);
+
+    let text = format!(
+        "{}\n[voip.phones.kitchen]\nextension = \"101\"\n\
+         password_file = \"/var/lib/roost/voip/kitchen\"\n",
+        include_str!("../../../../examples/roost.toml")
+    );
+    let settings = roost_config::Settings::from_toml("voip", &text).unwrap();
+    let w = World::new(with_password(settings)).await;
+    let s = w.login().await;
+    let a = w.send(LAN_CLIENT, get("/", Some(&s))).await;
+    assert!(a.body.contains(r#"href="/phones""#), "{}", a.body);
+    // The phones from roost-voip's state, what a phone calls itself escaped.
+    let a = w.send(LAN_CLIENT, get("/phones", Some(&s))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    for text in [
+        "kitchen",
+        "<code>192.168.1.1:5060</code>",
+        "sip:192.168.1.50:5060",
+        "&lt;b&gt;Desk phone&lt;/b&gt;",
+    ] {
+        assert!(a.body.contains(text), "no {text} in {}", a.body);
+    }
+    let a = w.send(LAN_CLIENT, get("/api/voip", Some(&s))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains(r#""extension":"101""#), "{}", a.body);
+}
+
+#[tokio::test]
 async fn pages_escape_what_they_show() {
     let mut settings = with_password(example());
     settings.firewall.port_forwards[0].name = "<script>alert(1)</script>".to_owned();
