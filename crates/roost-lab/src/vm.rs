@@ -38,11 +38,13 @@ pub const VM_SERVICES: &[Service] = &[
     Service::Web,
     Service::Update,
     Service::Wifi,
+    Service::Voip,
 ];
 
-/// Whether `service`'s VM keeps state on a disk of its own (the Wi-Fi VM keeps none).
+/// Whether `service`'s VM keeps state on a disk of its own (the Wi-Fi and VoIP VMs keep
+/// none: registrations live in Kamailio's memory).
 fn has_state_disk(service: Service) -> bool {
-    service != Service::Wifi
+    !matches!(service, Service::Wifi | Service::Voip)
 }
 
 /// Guest memory per VM, MiB.
@@ -50,10 +52,11 @@ pub const MEMORY_MIB: u32 = 128;
 
 /// Guest memory of `service`'s VM, MiB: [`MEMORY_MIB`], but more for the Wi-Fi VM, whose
 /// generic kernel and initramfs (hostapd, wpa_supplicant and their libraries) do not unpack
-/// in 128.
+/// in 128, and for the VoIP VM, whose Kamailio takes 32 MiB of shared memory and 8 per
+/// process.
 pub fn memory_mib(service: Service) -> u32 {
     match service {
-        Service::Wifi => 192,
+        Service::Wifi | Service::Voip => 192,
         _ => MEMORY_MIB,
     }
 }

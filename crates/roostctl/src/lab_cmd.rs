@@ -30,8 +30,8 @@ enum LabCommand {
         /// Settings file; default the one the instance last ran with, else examples/roost.toml.
         #[arg(long)]
         settings: Option<PathBuf>,
-        /// Run each service (the firewall, dns, dhcp, mqtt, web) in its own aarch64 VM (qemu, TCG) inside its
-        /// namespace; needs `scripts/vm-assets` first (cache: $ROOST_VM_CACHE, default
+        /// Run each service (the firewall, dns, dhcp, mqtt, web, and the VoIP VM with [voip]) in
+        /// its own aarch64 VM (qemu, TCG) inside its namespace; needs `scripts/vm-assets` first (cache: $ROOST_VM_CACHE, default
         /// /var/cache/roost-lab-vm). See docs/adr/0010-lab-microvms.md.
         #[arg(long)]
         vm: bool,
