@@ -81,6 +81,15 @@ pub enum LabError {
     /// The settings are invalid.
     #[error("{0}")]
     Settings(#[from] roost_config::LoadError),
+    /// Daemons the settings need are not built (a router without its VoIP registrar, say,
+    /// must not come up as if it had none).
+    #[error("not built in {bin_dir}: {missing} (run cargo build --workspace)")]
+    NotBuilt {
+        /// Where they were looked for.
+        bin_dir: PathBuf,
+        /// The binaries missing.
+        missing: String,
+    },
     /// Kamailio's configuration could not be rendered (a phone's password file).
     #[error("VoIP: {0}")]
     Voip(#[from] roost_config::voip::VoipError),
@@ -374,6 +383,18 @@ impl Lab {
                 prefix: self.opts.prefix.clone(),
                 running: mode(record.vm),
                 asked: mode(vm_mode),
+            });
+        }
+        let missing: Vec<String> = self
+            .daemons()
+            .into_iter()
+            .filter(|s| !self.runs_in_vm(*s) && !self.binary(*s).is_file())
+            .map(|s| format!("roost-{s}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(LabError::NotBuilt {
+                bin_dir: self.opts.bin_dir.clone(),
+                missing: missing.join(", "),
             });
         }
         for service in self.daemons() {
@@ -677,15 +698,13 @@ impl Lab {
         Ok(())
     }
 
-    /// The daemons the lab runs (those built and found in the binary directory, and in VM
-    /// mode the VM services), in start order.
+    /// The daemons the lab runs for these settings, in start order.
     pub fn daemons(&self) -> Vec<Service> {
         let ours = self.settings.services();
         LAB_DAEMONS
             .iter()
             .copied()
             .filter(|s| ours.contains(s))
-            .filter(|s| self.runs_in_vm(*s) || self.binary(*s).is_file())
             .collect()
     }
 

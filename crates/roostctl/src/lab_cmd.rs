@@ -100,11 +100,6 @@ pub(crate) fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                     cache: roost_lab::vm::default_cache(),
                 });
             }
-            if lab.daemons().is_empty() {
-                anyhow::bail!(
-                    "no daemon binaries next to roostctl: build them first (cargo build --workspace)"
-                );
-            }
             let started = Instant::now();
             let status = lab.up()?;
             print_status(&status);

@@ -134,3 +134,42 @@ fn lab_firewall_gets_its_wan_address_from_the_isp_and_clients_resolve_isp_names(
         isp::HTTP.to_string()
     );
 }
+
+#[test]
+fn up_refuses_settings_whose_daemon_is_not_built_and_makes_nothing() {
+    // Every daemon but roost-voip, for settings with [voip]: the lab must not come up as a
+    // router without its registrar.
+    let bin_dir = std::env::temp_dir().join(format!("roost-lab-bins-{}", std::process::id()));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    for service in Service::ALL.into_iter().filter(|s| *s != Service::Voip) {
+        let name = format!("roost-{service}");
+        let _ = std::os::unix::fs::symlink(crate::bin_dir().join(&name), bin_dir.join(&name));
+    }
+    let settings = bin_dir.join("roost.toml");
+    std::fs::write(
+        &settings,
+        std::fs::read_to_string(crate::repo().join("examples/roost.toml")).unwrap()
+            + "\n[voip.phones.kitchen]\nextension = \"101\"\npassword_file = \"/nonexistent\"\n",
+    )
+    .unwrap();
+    let prefix = format!("rt{}nb", std::process::id() % 10_000);
+    let lab = roost_lab::Lab::new(roost_lab::LabOptions {
+        prefix: prefix.clone(),
+        state_dir: bin_dir.join("state"),
+        bin_dir: bin_dir.clone(),
+        settings,
+    })
+    .unwrap();
+    assert!(lab.daemons().contains(&Service::Voip));
+    let err = lab.up().unwrap_err().to_string();
+    assert!(
+        err.contains("roost-voip") && err.contains("cargo build --workspace"),
+        "{err}"
+    );
+    assert!(!err.contains("roost-dns"), "{err}");
+    assert!(
+        !netns_exists(&format!("{prefix}-fw")),
+        "made namespaces anyway"
+    );
+    let _ = std::fs::remove_dir_all(&bin_dir);
+}

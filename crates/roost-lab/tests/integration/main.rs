@@ -46,7 +46,7 @@ pub(crate) fn repo() -> PathBuf {
 }
 
 /// Where cargo put the workspace's binaries (this test runs from `target/<profile>/deps`).
-fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("ROOST_BIN_DIR") {
         return dir.into();
     }
