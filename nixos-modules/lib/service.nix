@@ -29,30 +29,5 @@
     # $STATE_DIRECTORY=/var/lib/roost/<name>, on the VM's persistent volume.
     StateDirectory = "roost/${name}";
     StateDirectoryMode = "0700";
-    AmbientCapabilities = capabilities;
-    CapabilityBoundingSet = capabilities;
-    NoNewPrivileges = true;
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    RestrictAddressFamilies = addressFamilies;
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    RemoveIPC = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [ "@system-service" "~@privileged @resources" ];
-    UMask = "0077";
-  };
+  } // import ./hardening.nix { inherit capabilities addressFamilies; };
 }

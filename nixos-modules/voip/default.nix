@@ -39,29 +39,10 @@ in
         ExecStart = "${cfg.kamailio}/bin/kamailio -DD -E -m 32 -M 8 -Y ${runDir} -f ${runDir}/kamailio.cfg";
         Restart = "always";
         RestartSec = "2s";
-        # SIP on 5060 needs no capability.
-        CapabilityBoundingSet = [ "" ];
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        # Not `~@resources` as for the Roost daemons: Kamailio may set its own limits.
-        SystemCallFilter = [ "@system-service" "~@privileged" ];
-        UMask = "0077";
+      } // import ../lib/hardening.nix {
+        # SIP on 5060 needs no capability. Not `~@resources` as for the Roost daemons:
+        # Kamailio may set its own limits.
+        systemCallFilter = [ "@system-service" "~@privileged" ];
       };
     };
 
