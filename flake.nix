@@ -14,6 +14,14 @@
     let
       inherit (nixpkgs) lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
+
+      # RustSec's advisory database for checks.audit, pinned. A fixed-output fetch rather than a
+      # flake input, so a stale or wrong pin fails that one check, never the flake's evaluation.
+      # Bump (docs/nix.md): `nix flake prefetch github:rustsec/advisory-db --json` gives both.
+      advisoryDb = {
+        rev = "6de4455103aced2cba86e3b86e5c090b22827cf1"; # 2026-10-01
+        hash = "sha256-pf1LEfjD6m4Lfs44r1d2IKMCpwBM+KKfURzIMlixuXc=";
+      };
       forAllSystems = f: lib.genAttrs systems (system: f system);
 
       # The Cargo workspace, built once per system with crane: one shared dependency build,
@@ -83,6 +91,13 @@
               cargoClippyExtraArgs = "--all-targets -- --deny warnings";
             });
             fmt = craneLib.cargoFmt { inherit src; };
+            # Cargo.lock against the pinned advisory database: a vulnerability fails the check,
+            # unsound and unmaintained crates are warnings. Yanked crates need the crates.io
+            # index, which the sandbox cannot reach (crane's default `--ignore yanked`).
+            audit = craneLib.cargoAudit {
+              inherit (commonArgs) src pname version;
+              advisory-db = pkgs.fetchFromGitHub ({ owner = "rustsec"; repo = "advisory-db"; } // advisoryDb);
+            };
             doc = craneLib.cargoDoc (commonArgs // {
               inherit cargoArtifacts;
               RUSTDOCFLAGS = "--deny warnings";
@@ -127,6 +142,7 @@
         dhcp = ./nixos-modules/dhcp;
         mqtt = ./nixos-modules/mqtt;
         web = ./nixos-modules/web;
+        update = ./nixos-modules/update;
         # The Wi-Fi VM's hostapd (ADR 0013; not a Roost daemon, so no package of its own).
         wifi = ./nixos-modules/wifi;
         # The VoIP VM's Kamailio and roost-voip (ADR 0014).

@@ -1,5 +1,6 @@
 //! The Nix layer and the settings model agree: every settings key the modules read or type
-//! exists in roost-config's schema, and every key the host module types is one it reads.
+//! exists in roost-config's schema, every key the host module types is one it reads, and the
+//! flake exports every module directory.
 //! (Nothing Nix can be evaluated here; this reads the module files as text.)
 
 use std::collections::BTreeSet;
@@ -170,4 +171,31 @@ fn every_key_the_host_module_types_is_in_the_schema_and_read() {
             "options.nix types settings.{key} but no module reads it"
         );
     }
+}
+
+#[test]
+fn the_flake_exports_every_module_directory_under_its_own_name() {
+    let flake = std::fs::read_to_string(repo().join("flake.nix")).unwrap();
+    let mut exported = BTreeSet::new();
+    for line in flake.lines() {
+        let Some((name, value)) = line.trim().split_once(" = ./nixos-modules/") else {
+            continue;
+        };
+        let dir = value.trim_end_matches(';');
+        assert_eq!(name, dir, "flake.nix exports nixos-modules/{dir} as {name}");
+        exported.insert(dir.to_string());
+    }
+    let dirs: BTreeSet<String> = std::fs::read_dir(repo().join("nixos-modules"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        // lib/ holds helpers the modules import, not a module of its own.
+        .filter(|name| name != "lib")
+        .collect();
+    assert!(dirs.contains("host") && dirs.contains("dns"), "{dirs:?}");
+    assert_eq!(
+        exported, dirs,
+        "nixosModules in flake.nix and the directories of nixos-modules/ differ"
+    );
 }
