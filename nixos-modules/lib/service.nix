@@ -20,6 +20,12 @@
   environment.RUST_LOG = lib.mkDefault "info";
   serviceConfig = {
     ExecStart = "${lib.getExe package} --config ${configFile}";
+    # The daemon says READY=1 once its sockets are bound and its view applied, so units
+    # ordered after it (and `systemctl is-active`) mean "serving"; it pings the watchdog at
+    # half this interval, and a daemon whose runtime stalls is restarted (roost-control's
+    # systemd module).
+    Type = "notify";
+    WatchdogSec = "30s";
     Restart = "on-failure";
     RestartSec = "2s";
     DynamicUser = true;

@@ -33,10 +33,12 @@
 //! # }
 //! ```
 //!
-//! [`serve`] logs `listening on ADDR` once bound (the lab and the tests read the port from it)
-//! and stops gracefully on SIGTERM or SIGINT.
+//! [`serve`] logs `listening on ADDR` once bound (the lab and the tests read the port from it),
+//! tells systemd the daemon is ready and feeds its watchdog ([`systemd`]), and stops gracefully
+//! on SIGTERM or SIGINT.
 
 pub mod peer;
+pub mod systemd;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -319,7 +321,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ControlError> {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes the requests in flight.
-/// Logs `listening on ADDR` once.
+/// Logs `listening on ADDR` once and tells systemd the daemon is ready: call it last, once the
+/// daemon's other sockets are bound.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -327,10 +330,18 @@ pub async fn serve(
 ) -> Result<(), ControlError> {
     let addr = listener.local_addr().map_err(ControlError::Serve)?;
     tracing::info!(%addr, "listening on {addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ControlError::Serve)?;
+    systemd::ready(addr);
+    let watchdog = systemd::spawn_watchdog();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            shutdown.await;
+            systemd::stopping();
+        })
+        .await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    served.map_err(ControlError::Serve)?;
     tracing::info!("control api stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test step should panic
 
 mod broker_tests;
+mod notify_tests;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -105,12 +106,18 @@ pub(crate) struct Broker {
 
 impl Broker {
     pub(crate) fn start(view: &MqttView, dir: &Path) -> Self {
+        Self::start_with_env(view, dir, &[])
+    }
+
+    /// [`Broker::start`] with more environment, e.g. what systemd gives a `Type=notify` unit.
+    pub(crate) fn start_with_env(view: &MqttView, dir: &Path, env: &[(&str, &Path)]) -> Self {
         let config = dir.join("mqtt.toml");
         std::fs::write(&config, view.render()).unwrap();
         let state = dir.join("state");
         let mut child = Command::new(bin())
             .arg("--config")
             .arg(&config)
+            .envs(env.iter().copied())
             .env("STATE_DIRECTORY", &state)
             .env("RUST_LOG", "info,roost_mqtt=debug")
             .stdout(Stdio::null())
