@@ -28,7 +28,7 @@ pub mod vm;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -1455,8 +1455,19 @@ fn write_secret(path: &Path, secret: &str) -> Result<(), LabError> {
         path: path.to_owned(),
         source,
     };
-    fs::write(path, secret).map_err(io)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)
+    // Created 0600, never readable by others in between; a file left by an earlier run is
+    // narrowed first, then truncated.
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
+    file.set_len(0).map_err(io)?;
+    file.write_all(secret.as_bytes()).map_err(io)
 }
 
 /// The last lines of a log file.
@@ -1492,4 +1503,27 @@ fn parse_http_response(response: &[u8]) -> std::io::Result<(u16, String)> {
         .map_or("", |(_, b)| b)
         .to_owned();
     Ok((code, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_written_0600_over_a_longer_readable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        fs::write(&path, "an older, longer token").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_secret(&path, "new").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        write_secret(&dir.path().join("fresh"), "x").unwrap();
+        let mode = fs::metadata(dir.path().join("fresh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }
