@@ -94,12 +94,20 @@ pub fn decode(
 ) -> Result<Option<Packet>, DecodeError> {
     match version {
         Version::V5 => {
-            // rumqttc refuses a DISCONNECT without a body, which MQTT 5 allows (reason 0).
-            if buf.len() >= 2 && buf[0] == 0xE0 && buf[1] == 0 {
+            // rumqttc refuses two forms of DISCONNECT that MQTT 5 allows (§3.14.2): no body
+            // (reason 0), and a reason code alone (the property length then is 0).
+            if buf.get(..2) == Some(&[0xE0, 0][..]) {
                 let _ = buf.split_to(2);
                 return Ok(Some(Packet::Disconnect(v5::Disconnect::new(
                     v5::DisconnectReasonCode::NormalDisconnection,
                 ))));
+            }
+            if let Some(&[0xE0, 1, code]) = buf.get(..3) {
+                let _ = buf.split_to(3);
+                let reason = v5::DisconnectReasonCode::try_from(code).map_err(|_| {
+                    DecodeError::Malformed(format!("DISCONNECT reason code {code:#04x}"))
+                })?;
+                return Ok(Some(Packet::Disconnect(v5::Disconnect::new(reason))));
             }
             match Packet::read(buf, Some(u32::try_from(max_packet).unwrap_or(u32::MAX))) {
                 Ok(p) => Ok(Some(p)),
@@ -207,10 +215,21 @@ fn from_v4(p: v4::Packet) -> Result<Packet, DecodeError> {
 /// server's DISCONNECT, AUTH) are skipped: for a 3.1.1 client the connection just closes.
 pub fn encode(version: Version, packet: &Packet, out: &mut BytesMut) -> Result<(), EncodeError> {
     match version {
-        Version::V5 => packet
-            .write(out, None)
-            .map(|_| ())
-            .map_err(|e| EncodeError(e.to_string())),
+        // rumqttc writes a DISCONNECT with a reason code and no properties one byte longer
+        // than its Remaining Length says: written here, the property length 0 spelt out.
+        Version::V5 => match packet {
+            Packet::Disconnect(d)
+                if d.reason_code != v5::DisconnectReasonCode::NormalDisconnection
+                    && d.properties.is_none() =>
+            {
+                out.extend_from_slice(&[0xE0, 2, d.reason_code as u8, 0]);
+                Ok(())
+            }
+            _ => packet
+                .write(out, None)
+                .map(|_| ())
+                .map_err(|e| EncodeError(e.to_string())),
+        },
         Version::V311 => {
             let Some(p) = to_v4(packet) else {
                 return Ok(());
@@ -305,6 +324,42 @@ mod tests {
             connect_version(&v3),
             Err(DecodeError::UnsupportedProtocol(3))
         ));
+    }
+
+    #[test]
+    fn a_v5_disconnect_with_a_reason_is_framed_as_its_length_says_and_reads_back() {
+        let d = Packet::Disconnect(v5::Disconnect::new(
+            v5::DisconnectReasonCode::TopicNameInvalid,
+        ));
+        let mut out = BytesMut::new();
+        encode(Version::V5, &d, &mut out).unwrap();
+        assert_eq!(&out[..], [0xE0, 2, 0x90, 0]);
+        let read = Packet::read(&mut out, None).unwrap();
+        assert_eq!(read, d);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn reads_a_v5_disconnect_with_only_a_reason_code() {
+        let mut buf = BytesMut::from(&[0xE0u8, 1, 0x04, 0xC0, 0][..]);
+        let p = decode(Version::V5, &mut buf, 1024).unwrap().unwrap();
+        assert_eq!(
+            p,
+            Packet::Disconnect(v5::Disconnect::new(
+                v5::DisconnectReasonCode::DisconnectWithWillMessage
+            ))
+        );
+        assert_eq!(&buf[..], [0xC0, 0], "the next packet stays");
+        let mut normal = BytesMut::from(&[0xE0u8, 1, 0][..]);
+        let p = decode(Version::V5, &mut normal, 1024).unwrap().unwrap();
+        assert_eq!(
+            p,
+            Packet::Disconnect(v5::Disconnect::new(
+                v5::DisconnectReasonCode::NormalDisconnection
+            ))
+        );
+        let mut bad = BytesMut::from(&[0xE0u8, 1, 0x01][..]);
+        assert!(decode(Version::V5, &mut bad, 1024).is_err());
     }
 
     #[test]
