@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, settings, "rendering must keep the settings");
         }
         Err(errors) => {
-            assert!(!errors.diagnostics.is_empty(), "an error without a diagnostic");
+            assert!(
+                !errors.diagnostics.is_empty(),
+                "an error without a diagnostic"
+            );
             let _ = errors.to_string();
         }
     }

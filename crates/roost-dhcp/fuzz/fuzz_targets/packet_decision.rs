@@ -10,7 +10,9 @@ fn config() -> Config {
     let zone = |name: &str, third: u8| ZoneConfig {
         name: name.to_owned(),
         interface: name.to_owned(),
-        subnet: format!("192.168.{third}.0/24").parse().unwrap_or_else(|_| unreachable!()),
+        subnet: format!("192.168.{third}.0/24")
+            .parse()
+            .unwrap_or_else(|_| unreachable!()),
         router: [192, 168, third, 1].into(),
         server: [192, 168, third, 2].into(),
         dns_server: [192, 168, third, 1].into(),

@@ -52,8 +52,12 @@ fn check_sent(version: Version, packet: &Packet) {
     let whole = out.len();
     let wire = format!("{:02x?}", &out[..]);
     let read = match version {
-        Version::V5 => rumqttc::v5::mqttbytes::v5::Packet::read(&mut out, None).err().map(|e| format!("{e:?}")),
-        Version::V311 => rumqttc::mqttbytes::v4::Packet::read(&mut out, usize::MAX).err().map(|e| format!("{e:?}")),
+        Version::V5 => rumqttc::v5::mqttbytes::v5::Packet::read(&mut out, None)
+            .err()
+            .map(|e| format!("{e:?}")),
+        Version::V311 => rumqttc::mqttbytes::v4::Packet::read(&mut out, usize::MAX)
+            .err()
+            .map(|e| format!("{e:?}")),
     };
     if let Some(e) = read {
         panic!("sent a {version:?} packet its client cannot read ({e}): {packet:?} as {wire}");
@@ -164,7 +168,10 @@ fuzz_target!(|data: &[u8]| {
     let snapshot = broker.snapshot(now);
     let json = serde_json::to_string(&snapshot).unwrap();
     let back: Snapshot = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, snapshot, "the snapshot does not survive its file form");
+    assert_eq!(
+        back, snapshot,
+        "the snapshot does not survive its file form"
+    );
     let mut restarted = Broker::new(Limits::default());
     restarted.restore(back, now + Duration::from_secs(1));
     let _ = restarted.snapshot(now + Duration::from_secs(2));
