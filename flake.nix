@@ -90,7 +90,7 @@
               inherit cargoArtifacts;
               cargoClippyExtraArgs = "--all-targets -- --deny warnings";
             });
-            fmt = craneLib.cargoFmt { inherit src; };
+            fmt = craneLib.cargoFmt { inherit (commonArgs) src pname version; };
             # Cargo.lock against the pinned advisory database: a vulnerability fails the check,
             # unsound and unmaintained crates are warnings. Yanked crates need the crates.io
             # index, which the sandbox cannot reach (crane's default `--ignore yanked`).

@@ -2,6 +2,9 @@
 # VLAN 1 (the router's WAN), the router (the real Roost host, each service in its microVM),
 # and household clients on VLAN 2 (the router's LAN trunk; the IoT and guest zones are VLANs 20
 # and 30 on it, as in examples/roost.toml). Addresses are the lab's: documentation ranges only.
+# NICs are declared with `virtualisation.interfaces`, not `vlans`: the test framework gives a
+# `vlans` NIC addresses of its own (192.168.<vlan>.<n>, 2001:db8:<vlan>::<n>), which the router's
+# host must not have and which would compete with the clients' own in source address selection.
 { pkgs, roostModule }:
 let
   lib = pkgs.lib;
@@ -12,7 +15,7 @@ let
     dns.dnssec = false;
   };
   client = { zone ? "lan", address ? null }: { ... }: {
-    virtualisation.vlans = [ 2 ];
+    virtualisation.interfaces.eth1.vlan = 2;
     networking.useDHCP = false;
     networking.firewall.enable = false;
     networking.vlans = lib.optionalAttrs (zone != "lan") {
@@ -29,7 +32,7 @@ in
 
   # The Internet: DHCP for the WAN link, DNS for isp.test, a web server that says whom it sees.
   isp = { ... }: {
-    virtualisation.vlans = [ 1 ];
+    virtualisation.interfaces.eth1.vlan = 1;
     networking.useDHCP = false;
     networking.firewall.enable = false;
     networking.interfaces.eth1.ipv4.addresses = [
@@ -63,7 +66,7 @@ in
   router = { ... }: {
     imports = [ roostModule ];
     virtualisation = {
-      vlans = [ 1 2 ];
+      interfaces = { eth1.vlan = 1; eth2.vlan = 2; };
       memorySize = 2048;
       cores = 2;
     };

@@ -118,8 +118,10 @@ let
   # its link to the firewall, the USB radio passed through, and the passphrase files shared
   # from the host.
   wifiZones = lib.optionals (wifi != null) (lib.unique (lib.mapAttrsToList (_: n: n.zone) wifi.networks));
-  wifiPorts = map (z: { tap = "wf-${z}"; bridge = "br-${z}"; }) wifiZones
-    ++ [{ tap = "ls-wifi"; bridge = "ln-wifi"; }];
+  wifiPorts = lib.optionals (wifi != null) (map (z: { tap = "wf-${z}"; bridge = "br-${z}"; }) wifiZones
+    ++ [{ tap = "ls-wifi"; bridge = "ln-wifi"; }]);
+  # The radio's USB id, "vendor:product" in hex (validated by roostctl).
+  radioId = lib.splitString ":" wifi.usb_radio;
   wifiSecrets = "/var/lib/roost/wifi";
   wifiGuest = {
     imports = [ ../guest ../wifi ];
@@ -146,7 +148,7 @@ let
       # qemu's usb-host: a USB device needs no IOMMU (the Pi 4's PCIe has none for vfio).
       devices = [{
         bus = "usb";
-        path = "vendorid=0x${lib.head (lib.splitString ":" wifi.usb_radio)},productid=0x${lib.last (lib.splitString ":" wifi.usb_radio)}";
+        path = "vendorid=0x${lib.head radioId},productid=0x${lib.last radioId}";
       }];
       shares = [
         { proto = "virtiofs"; tag = "ro-store"; source = "/nix/store"; mountPoint = "/nix/.ro-store"; }
@@ -210,7 +212,14 @@ in
     microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms)
       // lib.optionalAttrs (wifi != null) { wifi.config = wifiGuest; }
       // lib.optionalAttrs (voip != null) { voip.config = voipGuest; };
-    microvm.autostart = services ++ linuxVms;
+    # microvm.nix starts each declared VM at boot (`autostart`, its default) and orders it
+    # after its virtiofsd (`microvm-virtiofsd@`).
+
+    # qemu (user microvm, group kvm) opens the Wi-Fi radio's USB device node: microvm.nix sets
+    # up permissions for PCI devices only.
+    services.udev.extraRules = lib.optionalString (wifi != null) ''
+      SUBSYSTEM=="usb", ATTR{idVendor}=="${lib.head radioId}", ATTR{idProduct}=="${lib.last radioId}", GROUP="kvm", MODE="0660"
+    '';
 
     # The host only switches frames; it holds no address on any zone or link.
     networking.useNetworkd = true;
@@ -300,9 +309,10 @@ in
     # tokens it needs (tokensOf), group roost-tokens (gid 900 in every guest).
     systemd.services.roost-tokens = {
       description = "Provision the Roost control-API tokens";
+      # Before each VM's virtiofsd too, which shares the token directory it makes.
       wantedBy = [ "microvms.target" ];
-      before = map (s: "microvm@${s}.service") controlled;
-      requiredBy = map (s: "microvm@${s}.service") controlled;
+      before = lib.concatMap (s: [ "microvm@${s}.service" "microvm-virtiofsd@${s}.service" ]) controlled;
+      requiredBy = lib.concatMap (s: [ "microvm@${s}.service" "microvm-virtiofsd@${s}.service" ]) controlled;
       serviceConfig = { Type = "oneshot"; RemainAfterExit = true; UMask = "0077"; };
       script = ''
         set -eu

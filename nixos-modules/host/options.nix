@@ -79,13 +79,14 @@ in
     };
 
     hypervisor = mkOption {
-      type = types.enum [ "qemu" "cloud-hypervisor" "firecracker" "crosvm" ];
+      # Every VM shares the store over virtiofs, the firewall VM takes the WAN NIC as macvtap
+      # and the Wi-Fi VM a USB radio: of microvm.nix's runners only qemu does all three
+      # (firecracker has no virtiofs or macvtap, cloud-hypervisor and crosvm no USB), and the
+      # Pi 4's GICv2 defeats cloud-hypervisor and firecracker anyway (microvm.nix #69,
+      # cloud-hypervisor #6524).
+      type = types.enum [ "qemu" ];
       default = "qemu";
-      description = ''
-        The microVM hypervisor. qemu is the safe choice on a Raspberry Pi 4: its GICv2 interrupt
-        controller defeats cloud-hypervisor and firecracker (microvm.nix #69,
-        cloud-hypervisor #6524).
-      '';
+      description = "The microVM hypervisor: qemu, the one that runs every Roost VM on both boards.";
     };
 
     vms = mkOption {

@@ -3,7 +3,14 @@
 # view rendered by `roostctl config show`. Rust is the one source of truth for what a view holds.
 { pkgs, roostctl, settings, services }:
 let
-  settingsFile = (pkgs.formats.toml { }).generate "roost.toml" settings;
+  inherit (pkgs) lib;
+  # TOML has no null: typed options left unset (a zone's `vlan`, `dhcp`) are null here and
+  # mean "absent" in roost.toml, so they are dropped, in lists too, before rendering.
+  withoutNulls = v:
+    if builtins.isAttrs v then lib.mapAttrs (_: withoutNulls) (lib.filterAttrs (_: x: x != null) v)
+    else if builtins.isList v then map withoutNulls (builtins.filter (x: x != null) v)
+    else v;
+  settingsFile = (pkgs.formats.toml { }).generate "roost.toml" (withoutNulls settings);
 in
 pkgs.runCommand "roost-views"
 {
