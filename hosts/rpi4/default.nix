@@ -4,6 +4,9 @@
 { lib, modulesPath, ... }:
 {
   imports = [ "${modulesPath}/installer/sd-card/sd-image-aarch64.nix" ];
+  # That module also pulls in the installer's base profile (recovery tools, ZFS and other file
+  # systems): nothing a router needs, and every package is one more thing to update.
+  disabledModules = [ "profiles/base.nix" ];
 
   nixpkgs.hostPlatform = "aarch64-linux";
   networking.hostName = "roost";
