@@ -19,22 +19,23 @@ fn next(socket: &UnixDatagram, timeout: Duration) -> Option<String> {
     }
 }
 
-#[test]
-fn it_tells_systemd_when_it_serves_feeds_the_watchdog_and_says_when_it_stops() {
+/// roost-mqtt started as systemd starts a `Type=notify` unit (`NOTIFY_SOCKET`, plus `env`),
+/// and the socket its notifications arrive on.
+fn start_notified(env: &[(&str, &str)]) -> (tempfile::TempDir, UnixDatagram, Broker) {
     let dir = tempfile::tempdir().unwrap();
     let notify = dir.path().join("notify");
     let socket = UnixDatagram::bind(&notify).unwrap();
-    let v = view(dir.path(), vec![], None, true);
+    let mut all = vec![("NOTIFY_SOCKET", notify.as_path())];
+    all.extend(env.iter().map(|&(k, v)| (k, Path::new(v))));
+    let broker = Broker::start_with_env(&view(dir.path(), vec![], None, true), dir.path(), &all);
+    (dir, socket, broker)
+}
+
+#[test]
+fn it_tells_systemd_when_it_serves_feeds_the_watchdog_and_says_when_it_stops() {
     // 200 ms: pings every 100 ms. (sd_notify skips the watchdog when WATCHDOG_PID names
     // another process; systemd sets it to the main PID, and leaving it out means "this one".)
-    let broker = Broker::start_with_env(
-        &v,
-        dir.path(),
-        &[
-            ("NOTIFY_SOCKET", notify.as_path()),
-            ("WATCHDOG_USEC", Path::new("200000")),
-        ],
-    );
+    let (_dir, socket, broker) = start_notified(&[("WATCHDOG_USEC", "200000")]);
 
     let ready = next(&socket, Duration::from_secs(10)).expect("no READY=1");
     assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
@@ -64,20 +65,9 @@ fn it_tells_systemd_when_it_serves_feeds_the_watchdog_and_says_when_it_stops() {
 
 #[test]
 fn without_a_watchdog_for_this_process_it_only_says_ready_and_stopping() {
-    let dir = tempfile::tempdir().unwrap();
-    let notify = dir.path().join("notify");
-    let socket = UnixDatagram::bind(&notify).unwrap();
-    let v = view(dir.path(), vec![], None, true);
     // A watchdog meant for another process (PID 1) is not this daemon's to feed.
-    let broker = Broker::start_with_env(
-        &v,
-        dir.path(),
-        &[
-            ("NOTIFY_SOCKET", notify.as_path()),
-            ("WATCHDOG_USEC", Path::new("100000")),
-            ("WATCHDOG_PID", Path::new("1")),
-        ],
-    );
+    let (_dir, socket, broker) =
+        start_notified(&[("WATCHDOG_USEC", "100000"), ("WATCHDOG_PID", "1")]);
     let ready = next(&socket, Duration::from_secs(10)).expect("no READY=1");
     assert!(ready.starts_with("READY=1\n"), "{ready:?}");
     assert_eq!(next(&socket, Duration::from_millis(400)), None);
