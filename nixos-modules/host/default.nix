@@ -120,8 +120,9 @@ let
   wifiZones = lib.optionals (wifi != null) (lib.unique (lib.mapAttrsToList (_: n: n.zone) wifi.networks));
   wifiPorts = lib.optionals (wifi != null) (map (z: { tap = "wf-${z}"; bridge = "br-${z}"; }) wifiZones
     ++ [{ tap = "ls-wifi"; bridge = "ln-wifi"; }]);
-  # The radio's USB id, "vendor:product" in hex (validated by roostctl).
-  radioId = lib.splitString ":" wifi.usb_radio;
+  # The radio's USB id, "vendor:product" in hex (validated by roostctl); lower case, as udev
+  # compares sysfs's idVendor and idProduct.
+  radioId = lib.splitString ":" (lib.toLower wifi.usb_radio);
   wifiSecrets = "/var/lib/roost/wifi";
   wifiGuest = {
     imports = [ ../guest ../wifi ];
@@ -212,9 +213,9 @@ in
     microvm.vms = lib.mapAttrs (svc: vm: { config = guest svc vm; }) (lib.filterAttrs (_: vm: vm.enable) cfg.vms)
       // lib.optionalAttrs (wifi != null) { wifi.config = wifiGuest; }
       // lib.optionalAttrs (voip != null) { voip.config = voipGuest; };
-    # microvm.nix starts each declared VM at boot (`autostart`, its default) and orders it
-    # after its virtiofsd (`microvm-virtiofsd@`).
-
+    # microvm.nix starts each declared VM at boot (`microvm.vms.<name>.autostart`, on by
+    # default), each after its virtiofsd (`microvm-virtiofsd@`).
+    #
     # qemu (user microvm, group kvm) opens the Wi-Fi radio's USB device node: microvm.nix sets
     # up permissions for PCI devices only.
     services.udev.extraRules = lib.optionalString (wifi != null) ''
