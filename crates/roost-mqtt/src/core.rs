@@ -637,6 +637,14 @@ impl Broker {
                 }
                 self.send(conn, Packet::PubComp(comp));
             }
+            // Both must name at least one topic filter (MQTT 5 §3.8.3, §3.10.3; 3.1.1 alike):
+            // an empty one would get an empty acknowledgement, which is malformed in turn.
+            Packet::Subscribe(s) if s.filters.is_empty() => {
+                self.kick(conn, DisconnectReasonCode::ProtocolError, now);
+            }
+            Packet::Unsubscribe(u) if u.filters.is_empty() => {
+                self.kick(conn, DisconnectReasonCode::ProtocolError, now);
+            }
             Packet::Subscribe(s) => self.on_subscribe(conn, s, now),
             Packet::Unsubscribe(u) => self.on_unsubscribe(conn, u),
             Packet::PingReq(_) => self.send(conn, Packet::PingResp(PingResp)),
@@ -1502,6 +1510,38 @@ mod tests {
                 _ => None,
             })
             .expect("a SUBACK")
+    }
+
+    #[test]
+    fn a_subscribe_or_unsubscribe_without_filters_is_a_protocol_error() {
+        let now = t0();
+        let mut b = Broker::new(Limits::default());
+        join(&mut b, 1, Version::V5, "a", now);
+        join(&mut b, 2, Version::V5, "b", now);
+        let mut a = subscribe(&mut b, 1, vec![], None, now);
+        b.packet(
+            2,
+            Packet::Unsubscribe(Unsubscribe {
+                pkid: 4,
+                filters: vec![],
+                properties: None,
+            }),
+            now,
+        );
+        a.extend(sends(&mut b));
+        for conn in [1, 2] {
+            assert_eq!(
+                disconnect_reason(&a, conn),
+                Some(DisconnectReasonCode::ProtocolError)
+            );
+            assert!(closed(&a, conn));
+            assert!(
+                !packets_to(&a, conn)
+                    .iter()
+                    .any(|p| matches!(p, Packet::SubAck(_) | Packet::UnsubAck(_))),
+                "acknowledged an empty request"
+            );
+        }
     }
 
     #[test]
