@@ -937,12 +937,6 @@ async fn wifi_page(
     Extension(authed): Extension<Authed>,
 ) -> Html<String> {
     let state = ops::wifi_state(&app.controller).await;
-    let text = |v: &serde_json::Value, key: &str| {
-        v.get(key)
-            .and_then(|x| x.as_str())
-            .unwrap_or("—")
-            .to_owned()
-    };
     let body = html! {
         @match &state {
             Ok(s) => {
@@ -950,7 +944,7 @@ async fn wifi_page(
                 section class="card" {
                     h2 { "Radio" }
                     dl {
-                        dt { "State" } dd { (text(s, "state")) }
+                        dt { "State" } dd { (str_at(s, &["state"]).unwrap_or("—")) }
                         dt { "Channel" } dd { (s.get("channel").and_then(serde_json::Value::as_u64).map_or_else(|| "—".to_owned(), |c| c.to_string())) }
                     }
                 }
@@ -961,11 +955,11 @@ async fn wifi_page(
                         tbody {
                             @for n in &networks {
                                 tr {
-                                    td { strong { (text(n, "ssid")) } " " span class="muted" { (text(n, "name")) } }
-                                    td { (text(n, "zone")) }
-                                    td { (text(n, "security")) }
+                                    td { strong { (str_at(n, &["ssid"]).unwrap_or("—")) } " " span class="muted" { (str_at(n, &["name"]).unwrap_or("—")) } }
+                                    td { (str_at(n, &["zone"]).unwrap_or("—")) }
+                                    td { (str_at(n, &["security"]).unwrap_or("—")) }
                                     td { (n.get("stations").and_then(serde_json::Value::as_u64).map_or_else(|| "—".to_owned(), |c| c.to_string())) }
-                                    td { @if n.get("wps").and_then(serde_json::Value::as_bool) == Some(true) { (text(n, "wps_button")) } @else { "off" } }
+                                    td { @if n.get("wps").and_then(serde_json::Value::as_bool) == Some(true) { (str_at(n, &["wps_button"]).unwrap_or("—")) } @else { "off" } }
                                 }
                             }
                         }
@@ -997,12 +991,6 @@ async fn phones_page(
     Extension(authed): Extension<Authed>,
 ) -> Html<String> {
     let state = ops::voip_state(&app.controller).await;
-    let text = |v: &serde_json::Value, key: &str| {
-        v.get(key)
-            .and_then(|x| x.as_str())
-            .unwrap_or("—")
-            .to_owned()
-    };
     let body = html! {
         @match &state {
             Ok(s) => {
@@ -1010,7 +998,7 @@ async fn phones_page(
                 section class="card" {
                     h2 { "Phones" }
                     p class="muted" {
-                        "Phones in the " (text(s, "zone")) " zone register at " code { (text(s, "registrar")) }
+                        "Phones in the " (str_at(s, &["zone"]).unwrap_or("—")) " zone register at " code { (str_at(s, &["registrar"]).unwrap_or("—")) }
                         " with their extension as user name, and call each other by extension."
                     }
                     @if let Some(e) = s.get("error").and_then(|e| e.as_str()) {
@@ -1022,11 +1010,11 @@ async fn phones_page(
                             @for p in &phones {
                                 @let first = p.get("registrations").and_then(|r| r.get(0));
                                 tr {
-                                    td { strong { (text(p, "name")) } }
-                                    td { (text(p, "extension")) }
+                                    td { strong { (str_at(p, &["name"]).unwrap_or("—")) } }
+                                    td { (str_at(p, &["extension"]).unwrap_or("—")) }
                                     td { @if p.get("registered").and_then(serde_json::Value::as_bool) == Some(true) { "yes" } @else { "no" } }
-                                    td { (first.map_or_else(|| "—".to_owned(), |r| text(r, "address"))) }
-                                    td { (first.map_or_else(|| "—".to_owned(), |r| text(r, "user_agent"))) }
+                                    td { (first.and_then(|r| str_at(r, &["address"])).unwrap_or("—")) }
+                                    td { (first.and_then(|r| str_at(r, &["user_agent"])).unwrap_or("—")) }
                                 }
                             }
                         }
